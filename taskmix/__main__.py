@@ -1,0 +1,3 @@
+from taskmix.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,147 @@
+"""The `taskmix` command: run experiments, list tasks, evaluate checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from taskmix.errors import TaskmixError
+
+log = logging.getLogger("taskmix")
+
+
+def setup_logging(log_file: Path | None = None) -> None:
+    """Concise console messages; a timestamped log file in the run directory."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    root.addHandler(console)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    for noisy in ("transformers", "datasets", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def data_dir_arg(value: str | None) -> Path | None:
+    from taskmix.tasks import resolve_data_dir
+
+    return resolve_data_dir(value)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import yaml
+
+    from taskmix.config import load_experiment
+    from taskmix.experiment import ExperimentRunner
+    from taskmix.results_table import render
+    from taskmix.rundir import write_json, write_text
+
+    config_path = Path(args.experiment)
+    cfg = load_experiment(config_path, args.set or [])
+    run_dir = Path(args.output_dir) if args.output_dir else Path("runs") / cfg.name
+    setup_logging(run_dir / "log.txt")
+    write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    data_dir = data_dir_arg(args.data_dir)
+    log.info("experiment '%s' → %s (data: %s)", cfg.name, run_dir, data_dir or "Hugging Face hub")
+    runner = ExperimentRunner(cfg, data_dir, run_dir, config_path.resolve().parent, progress=not args.no_progress)
+    log.info("device %s, precision %s", runner.rt.device, runner.rt.precision)
+    result = runner.run()
+    table = render(result.targets)
+    write_json(run_dir / "results.json", {
+        "experiment": cfg.name, "config_hash": cfg.fingerprint(), "seconds": result.seconds,
+        "targets": [dict(vars(t), summary=t.summary) for t in result.targets],
+    })
+    write_text(run_dir / "results.md", table)
+    print(table)
+    log.info("finished in %.0f s; outputs in %s", result.seconds, run_dir)
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from taskmix.tasks import all_tasks
+
+    data_dir = data_dir_arg(args.data_dir)
+    print("| task | kind | labels | metrics | splits (rows) |")
+    print("|---|---|---|---|---|")
+    for task in all_tasks():
+        sizes = []
+        for split, source in task.splits.items():
+            if data_dir is None:
+                sizes.append(split)
+                continue
+            path = data_dir / source.path
+            sizes.append(f"{split} ({_count_rows(task, split, data_dir)})" if path.exists() else f"{split} (absent)")
+        labels = ", ".join(task.labels) if task.labels else "—"
+        print(f"| {task.name} | {task.kind.value} | {labels} | {', '.join(task.metrics)} | {'; '.join(sizes)} |")
+    return 0
+
+
+def _count_rows(task, split: str, data_dir: Path) -> int | str:
+    from taskmix.tasks import load_split
+
+    try:
+        return len(load_split(task, split, data_dir))
+    except TaskmixError as exc:
+        return f"error: {exc}"
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from taskmix.evaluate import evaluate_checkpoint
+
+    setup_logging()
+    tasks = [t for item in args.tasks for t in item.split(",") if t]
+    print(evaluate_checkpoint(Path(args.checkpoint), tasks, data_dir_arg(args.data_dir),
+                              Path(args.output_dir) if args.output_dir else None))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taskmix", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run an experiment file")
+    run.add_argument("experiment", help="experiment YAML")
+    run.add_argument("--data-dir", help="data directory (default: $TASKMIX_DATA, else the Hugging Face hub)")
+    run.add_argument("--output-dir", help="run directory (default: runs/<experiment name>)")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a config value, e.g. stages.target.max_epochs=1 (repeatable)")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.set_defaults(func=cmd_run)
+
+    tasks = sub.add_parser("tasks", help="list the registered tasks with their split sizes")
+    tasks.add_argument("--data-dir")
+    tasks.set_defaults(func=cmd_tasks)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a saved checkpoint on dev splits (and AX)")
+    evaluate.add_argument("checkpoint", help="checkpoint.pt written by `taskmix run`")
+    evaluate.add_argument("--tasks", nargs="+", required=True, help="task names (comma or space separated)")
+    evaluate.add_argument("--data-dir")
+    evaluate.add_argument("--output-dir", help="also write test-set submission files here")
+    evaluate.set_defaults(func=cmd_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        return args.func(args)
+    except TaskmixError as exc:
+        print(f"taskmix: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("taskmix: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""Experiment files: a validated schema, YAML loading and `--set key=value` overrides.
+
+Every key is checked (unknown keys are errors, not silently ignored) so a typo in an
+experiment file fails before any training starts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from taskmix.errors import ConfigError
+from taskmix.mixture import MixtureConfig
+from taskmix.tasks.custom import CustomTaskSpec
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskRef(Strict):
+    """A task as used in a stage, with optional split choices and size limits.
+
+    `train_splits` may list several splits that are concatenated (e.g. SNLI dev+test used as
+    an intermediate training set when the official train split is absent).
+    """
+
+    name: str
+    head: str | None = Field(default=None, description="head name; tasks naming the same head share it")
+    train_splits: list[str] = ["train"]
+    dev_split: str | None = None
+    max_train_examples: int | None = Field(default=None, gt=0)
+    max_dev_examples: int | None = Field(default=None, gt=0)
+
+
+class R3FConfig(Strict):
+    """R3F (Muppet §3.2): symmetric KL between clean and noised-embedding predictions."""
+
+    weight: float = Field(default=1.0, ge=0.0, description="lambda")
+    sigma: float = Field(default=1e-5, ge=0.0)
+    noise: Literal["normal", "uniform"] = "normal"
+
+
+class StageConfig(Strict):
+    """One training phase on one mixture of tasks, with a fresh optimizer."""
+
+    name: str
+    tasks: list[TaskRef]
+    separate: bool = False
+    keep_heads: bool = False
+    max_epochs: float = Field(default=3, gt=0)
+    max_steps: int | None = Field(default=None, gt=0)
+    batch_size: int = Field(default=32, gt=0)
+    grad_accumulation: int = Field(default=1, gt=0)
+    lr: float = Field(default=2e-5, gt=0)
+    optimizer: Literal["adamw", "amsgrad"] = "adamw"
+    weight_decay: float = Field(default=0.01, ge=0)
+    warmup: float = Field(default=0.1, ge=0, le=1, description="fraction of steps with linear warmup")
+    scheduler: Literal["linear", "plateau", "constant"] = "linear"
+    lr_decay_factor: float = Field(default=0.5, gt=0, lt=1)
+    lr_decay_patience: int = Field(default=4, ge=0)
+    min_lr: float = Field(default=1e-6, ge=0)
+    validate_every: int | Literal["epoch"] = "epoch"
+    patience: int | None = Field(default=None, ge=1)
+    max_grad_norm: float | None = 1.0
+    dropout: float = Field(default=0.1, ge=0, lt=1)
+    restarts: int = Field(default=1, ge=1)
+    max_train_examples: int | None = Field(default=None, gt=0)
+    max_dev_examples: int | None = Field(default=None, gt=0)
+    mixture: MixtureConfig = MixtureConfig()
+    r3f: R3FConfig | None = None
+    predict_test: bool = True
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _names_to_refs(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _non_empty(cls, value: list[TaskRef]) -> list[TaskRef]:
+        if not value:
+            raise ValueError("a stage needs at least one task")
+        return value
+
+
+class EncoderConfig(Strict):
+    name: str = "minilm"
+    gradient_checkpointing: bool = False
+
+
+class ExperimentConfig(Strict):
+    """An encoder plus ordered stages; `pipelines` optionally compares several stage sequences."""
+
+    name: str = "experiment"
+    encoder: EncoderConfig = EncoderConfig()
+    seed: int = 1
+    max_length: int = Field(default=128, ge=8)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    device: str = "auto"
+    threads: int | None = Field(default=None, ge=1)
+    cache_dir: str | None = None
+    diagnostic: bool = Field(default=False, description="score AX with every 3-class NLI target head")
+    custom_tasks: list[CustomTaskSpec] = []
+    stages: list[StageConfig]
+    pipelines: list[list[str]] | None = None
+
+    @field_validator("encoder", mode="before")
+    @classmethod
+    def _encoder_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_pipelines(self) -> "ExperimentConfig":
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"stage names must be unique, got {names}")
+        for pipeline in self.pipelines or []:
+            unknown = [n for n in pipeline if n not in names]
+            if unknown:
+                raise ValueError(f"pipeline {pipeline} names unknown stages {unknown}; stages are {names}")
+            if not pipeline:
+                raise ValueError("a pipeline needs at least one stage")
+        return self
+
+    def stage_sequences(self) -> list[list[StageConfig]]:
+        """The pipelines to run, as stage lists (default: all stages in order)."""
+        by_name = {s.name: s for s in self.stages}
+        if not self.pipelines:
+            return [list(self.stages)]
+        return [[by_name[n] for n in p] for p in self.pipelines]
+
+    def fingerprint(self) -> str:
+        """A short stable hash of the resolved config (identifies results in stores)."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def apply_override(data: dict[str, Any], assignment: str) -> None:
+    """Apply one `dotted.key=value` override; list items are addressed by index or stage name."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got '{assignment}'")
+    key, raw = assignment.split("=", 1)
+    value = yaml.safe_load(raw)
+    parts = key.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        node = _child(node, part, ".".join(parts[: i + 1]))
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_list_index(node, last, key)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a mapping or list")
+
+
+def _child(node: Any, part: str, path: str) -> Any:
+    if isinstance(node, dict):
+        return node.setdefault(part, {})
+    if isinstance(node, list):
+        return node[_list_index(node, part, path)]
+    raise ConfigError(f"--set: '{path}' is not a mapping or list")
+
+
+def _list_index(items: list, part: str, path: str) -> int:
+    if part.lstrip("-").isdigit():
+        index = int(part)
+        if -len(items) <= index < len(items):
+            return index
+        raise ConfigError(f"--set: index {index} out of range at '{path}'")
+    for index, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return index
+    raise ConfigError(f"--set: no list item named '{part}' at '{path}'")
+
+
+def format_validation_error(source: str, exc: ValidationError) -> str:
+    """One readable line per problem, naming the key path."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{where}'")
+        else:
+            lines.append(f"{source}: {where}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_experiment(data: dict[str, Any], source: str = "experiment") -> ExperimentConfig:
+    try:
+        return ExperimentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(source, exc)) from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def load_experiment(path: Path, overrides: list[str] = ()) -> ExperimentConfig:
+    """Read, override and validate an experiment file; `name` defaults to the file stem."""
+    data = read_yaml(path)
+    data.setdefault("name", path.stem)
+    for assignment in overrides:
+        apply_override(data, assignment)
+    return parse_experiment(data, str(path))

@@ -1,0 +1,317 @@
+"""Run an experiment: ordered stages per pipeline, restarts, target evaluation, run-directory outputs.
+
+Pipelines that share a prefix of stages (e.g. `minilm → snli → rte` and `minilm → snli → mrpc`)
+train that prefix once; each stage starts from the encoder the previous stage left behind,
+with a fresh optimizer and, unless `keep_heads` is set, fresh heads.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from taskmix import metrics as glue_metrics
+from taskmix.config import ExperimentConfig, StageConfig, TaskRef
+from taskmix.diagnostic import score_diagnostic, to_nli_order
+from taskmix.errors import ConfigError
+from taskmix.models.encoder import build_encoder, load_tokenizer
+from taskmix.models.heads import build_head
+from taskmix.models.model import MultiTaskModel
+from taskmix.rundir import save_torch, write_json, write_text
+from taskmix.submission import write_submission
+from taskmix.tasks import get_task, register_task
+from taskmix.tasks.base import HeadKind, Task
+from taskmix.tasks.custom import build_custom_task
+from taskmix.training.stage import Evaluation, StageTask, StageTrainer
+from taskmix.runtime import Runtime
+from taskmix.training.task_data import TaskSplits, limit
+
+log = logging.getLogger(__name__)
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")
+
+
+@dataclass
+class RestartResult:
+    restart: int
+    seed: int
+    metrics: dict[str, dict[str, float]]
+    scores: dict[str, float]
+    score: float
+    steps: int
+    seconds: float
+    train_examples: int
+    degenerate: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class TargetResult:
+    """The selected (best-on-dev) result of one target task in one pipeline, with restart statistics."""
+
+    pipeline: str
+    task: str
+    metrics: dict[str, float]
+    score: float
+    restart_scores: list[float]
+    degenerate_runs: int
+    selected_restart: int
+    majority_score: float | None
+    majority_rule_applied: bool = False
+    diagnostic: dict | None = None
+
+    @property
+    def summary(self) -> dict[str, float]:
+        scores = np.array(self.restart_scores)
+        return {"mean": float(scores.mean()), "std": float(scores.std()), "max": float(scores.max()),
+                "degenerate": self.degenerate_runs, "runs": len(scores)}
+
+
+@dataclass
+class ExperimentResult:
+    name: str
+    run_dir: Path
+    targets: list[TargetResult]
+    seconds: float
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
+
+
+def stage_label(stage: StageConfig) -> str:
+    names = [t.name for t in stage.tasks]
+    return names[0] if len(names) == 1 else "{" + ", ".join(names) + "}"
+
+
+def pipeline_label(encoder: str, stages: list[StageConfig]) -> str:
+    """Row name of a pipeline: the encoder and the stages before the target columns."""
+    *prefix, final = stages
+    parts = [encoder] + [stage_label(s) for s in prefix]
+    if len(final.tasks) > 1 and not final.separate:
+        parts.append("mtl" + stage_label(final))
+    return " → ".join(parts)
+
+
+def restart_seed(base: int, restart: int) -> int:
+    return base * 1000 + restart
+
+
+class ExperimentRunner:
+    """Holds what an experiment shares across stages: device, tokenizer, token cache, task splits."""
+
+    def __init__(self, cfg: ExperimentConfig, data_dir: Path | None, output_dir: Path, config_dir: Path,
+                 progress: bool = True):
+        self.cfg = cfg
+        self.data_dir = data_dir
+        self.run_dir = output_dir
+        self.progress = progress
+        for spec in cfg.custom_tasks:
+            register_task(build_custom_task(spec, config_dir))
+        self._check_tasks()
+        self.rt = Runtime(cfg.encoder.name, data_dir, cfg.max_length, cfg.device, cfg.precision,
+                          Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads)
+        self._pretrained_state: dict[str, torch.Tensor] | None = None
+        self._encoder = None
+
+    def _check_tasks(self) -> None:
+        """Fail before any training if a stage names an unknown task or split."""
+        for stage in self.cfg.stages:
+            for ref in stage.tasks:
+                task = get_task(ref.name)
+                for split in ref.train_splits + ([ref.dev_split] if ref.dev_split else []):
+                    if split not in task.splits:
+                        raise ConfigError(
+                            f"stage '{stage.name}': task '{task.name}' has no split '{split}'; "
+                            f"its splits are: {', '.join(task.splits)}"
+                        )
+        for stages in self.cfg.stage_sequences():
+            for stage in stages[:-1]:
+                if stage.separate:
+                    raise ConfigError(f"stage '{stage.name}': separate: true is only allowed on a pipeline's last stage")
+
+    # -- model state ----------------------------------------------------------------------
+    def fresh_model(self, encoder_state: dict | None) -> MultiTaskModel:
+        """A model with the pretrained encoder (or the given encoder state) and no heads."""
+        if self._encoder is None:
+            self._encoder = build_encoder(self.cfg.encoder.name, self.cfg.encoder.gradient_checkpointing)
+            self._pretrained_state = copy.deepcopy(self._encoder.state_dict())
+        self._encoder.load_state_dict(encoder_state or self._pretrained_state)
+        return MultiTaskModel(self._encoder).to(self.rt.device)
+
+    def add_heads(self, model: MultiTaskModel, refs: list[TaskRef], kept: dict[str, dict], dropout: float) -> None:
+        for ref in refs:
+            task = get_task(ref.name)
+            name = head_name(ref, task)
+            if name in model.heads:
+                continue
+            head = build_head(task.kind.value, model.encoder.hidden_size, task.num_classes, dropout)
+            if name in kept:
+                head.load_state_dict(kept[name])
+            model.heads[name] = head.to(self.rt.device)
+
+    # -- one stage group --------------------------------------------------------------------
+    def stage_tasks(self, refs: list[TaskRef], stage: StageConfig, rng: np.random.Generator) -> list[StageTask]:
+        out = []
+        for ref in refs:
+            task = get_task(ref.name)
+            data = self.rt.splits(task)
+            train = limit(data.concatenated(ref.train_splits), ref.max_train_examples or stage.max_train_examples, rng)
+            dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
+            dev = {s: limit(data.get(s), ref.max_dev_examples or stage.max_dev_examples, np.random.default_rng(0))
+                   for s in dev_names}
+            out.append(StageTask(task=task, head=head_name(ref, task), train=train, dev=dev))
+        return out
+
+    def run_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None, kept_heads: dict,
+                  out_dir: Path, is_final: bool) -> tuple[dict, dict, list[RestartResult], int]:
+        """Train `refs` with restarts; returns the selected model's encoder and head states."""
+        best: tuple[float, dict, dict] | None = None
+        restarts: list[RestartResult] = []
+        for r in range(stage.restarts):
+            seed = restart_seed(self.cfg.seed, r)
+            rng = np.random.default_rng(seed)
+            tasks = self.stage_tasks(refs, stage, rng)
+            model = self.fresh_model(encoder_state)
+            torch.manual_seed(seed)
+            self.add_heads(model, refs, kept_heads, stage.dropout)
+            log.info("stage '%s' %s restart %d/%d (seed %d): %s", stage.name, [t.name for t in refs], r + 1,
+                     stage.restarts, seed, ", ".join(f"{t.task.name}={len(t.train)} train" for t in tasks))
+            outcome = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
+                                   pad_id=self.rt.pad_id, progress=self.progress).train()
+            result = RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
+                                   outcome.steps, outcome.seconds, outcome.train_examples)
+            restarts.append(result)
+            if best is None or result.score > best[0]:
+                best = (result.score, copy.deepcopy(model.encoder.state_dict()),
+                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()})
+        _, enc_state, heads_state = best
+        selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
+        model = self.fresh_model(enc_state)
+        self.add_heads(model, refs, heads_state, stage.dropout)
+        self.write_group_outputs(model, stage, refs, out_dir, restarts, selected, is_final)
+        return enc_state, heads_state, restarts, selected
+
+    def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, refs: list[TaskRef], out_dir: Path,
+                            restarts: list[RestartResult], selected: int, is_final: bool) -> None:
+        heads = {}
+        for ref in refs:
+            task = get_task(ref.name)
+            name = head_name(ref, task)
+            heads[name] = {"kind": task.kind.value, "num_outputs": task.num_classes, "task": task.name}
+            data = self.rt.splits(task)
+            dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
+            for split in dev_names:
+                self.write_predictions(model, name, task, data, split, out_dir / "predictions" / f"{task.name}-{split}.tsv")
+            if is_final and stage.predict_test:
+                self.write_test(model, name, task, data, out_dir / "submission")
+        save_torch(out_dir / "checkpoint.pt", {
+            "encoder": self.cfg.encoder.name, "max_length": self.cfg.max_length, "heads": heads,
+            "state_dict": model.state_dict(),
+        })
+        write_json(out_dir / "metrics.json", {"stage": stage.name, "selected_restart": selected,
+                                               "restarts": [asdict(r) for r in restarts]})
+
+    def write_predictions(self, model, head: str, task: Task, data: TaskSplits, split: str, path: Path) -> None:
+        tokenized = data.get(split)
+        preds = self.rt.predict(model, head, task, split)
+        rows = ["uid\tprediction\tlabel"] + [
+            f"{uid}\t{format_prediction(task, p)}\t{format_prediction(task, l)}"
+            for uid, p, l in zip(tokenized.uids, preds, tokenized.labels)
+        ]
+        write_text(path, "\n".join(rows) + "\n")
+
+    def write_test(self, model, head: str, task: Task, data: TaskSplits, out_dir: Path) -> None:
+        for split, _ in task.submission_files.items():
+            if not self.rt.has_file(task, split):
+                log.info("no %s file for %s; skipping its submission file", split, task.name)
+                continue
+            write_submission(task, split, data.get(split).uids, self.rt.predict(model, head, task, split), out_dir)
+
+    def diagnostic(self, model: MultiTaskModel, head: str, task: Task) -> dict:
+        """AX (GLUE diagnostic) R3, overall and per coarse category, from a 3-class NLI head."""
+        ax = get_task("ax")
+        data = self.rt.splits(ax)
+        examples = data.examples("full")
+        preds = self.rt.predict(model, head, ax, "full")
+        return asdict(score_diagnostic(examples, to_nli_order(task, preds)))
+
+    # -- the whole experiment ---------------------------------------------------------------
+    def run(self) -> ExperimentResult:
+        started = time.perf_counter()
+        memo: dict[tuple[str, ...], tuple[dict, dict]] = {(): (None, {})}
+        targets: list[TargetResult] = []
+        for stages in self.cfg.stage_sequences():
+            label = pipeline_label(self.cfg.encoder.name, stages)
+            for depth, stage in enumerate(stages):
+                key = tuple(s.name for s in stages[: depth + 1])
+                if key in memo and depth < len(stages) - 1:
+                    continue
+                encoder_state, heads = memo[key[:-1]]
+                kept = heads if depth > 0 and stages[depth - 1].keep_heads else {}
+                is_final = depth == len(stages) - 1
+                groups = [[ref] for ref in stage.tasks] if stage.separate else [stage.tasks]
+                for refs in groups:
+                    out_dir = self.run_dir / slug(" ".join(key[:-1]) or "pretrained") / slug(stage.name)
+                    if stage.separate:
+                        out_dir = out_dir / slug(refs[0].name)
+                    enc_state, head_states, restarts, selected = self.run_group(
+                        stage, refs, encoder_state, kept, out_dir, is_final)
+                    if not stage.separate:
+                        memo[key] = (enc_state, head_states)
+                    if is_final:
+                        targets.extend(self.target_results(label, stage, refs, restarts, selected, enc_state,
+                                                           head_states))
+        return ExperimentResult(self.cfg.name, self.run_dir, targets, time.perf_counter() - started)
+
+    def target_results(self, label: str, stage: StageConfig, refs: list[TaskRef], restarts: list[RestartResult],
+                       selected: int, enc_state: dict, head_states: dict) -> list[TargetResult]:
+        out = []
+        for ref in refs:
+            task = get_task(ref.name)
+            majority = self.majority_metrics(task, ref)
+            majority_score = glue_metrics.task_score(majority) if majority else None
+            scores = [r.scores[task.name] for r in restarts]
+            degenerate = sum(glue_metrics.is_degenerate(task, s, majority_score) for s in scores)
+            metrics = restarts[selected].metrics[task.name]
+            applied = False
+            if majority:
+                metrics, applied = glue_metrics.apply_majority_rule(task.name, metrics, majority)
+            diag = None
+            if self.cfg.diagnostic and tuple(task.labels) == NLI_LABELS:
+                model = self.fresh_model(enc_state)
+                self.add_heads(model, [ref], head_states, stage.dropout)
+                diag = self.diagnostic(model, head_name(ref, task), task)
+            out.append(TargetResult(label, task.name, metrics, glue_metrics.task_score(metrics), scores, degenerate,
+                                    selected, majority_score, applied, diag))
+        return out
+
+    def majority_metrics(self, task: Task, ref: TaskRef) -> dict[str, float] | None:
+        """Metrics of always predicting the training majority class (classification only)."""
+        if task.kind is not HeadKind.CLASSIFICATION:
+            return None
+        data = self.rt.splits(task)
+        train_labels = np.asarray(data.concatenated(ref.train_splits).labels)
+        index = glue_metrics.majority_class(train_labels[train_labels >= 0])
+        dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
+        combined: dict[str, float] = {}
+        for split in dev_names:
+            values = glue_metrics.majority_metrics(task, index, np.asarray(data.get(split).labels))
+            combined.update(values if len(dev_names) == 1 else glue_metrics.prefixed(split, values))
+        return combined
+
+
+def head_name(ref: TaskRef, task: Task) -> str:
+    return ref.head or task.name
+
+
+def format_prediction(task: Task, value) -> str:
+    if task.kind is HeadKind.REGRESSION:
+        return "" if np.isnan(value) else f"{float(value):.4f}"
+    return task.labels[int(value)] if 0 <= int(value) < len(task.labels) else ""

@@ -1,0 +1,222 @@
+"""Evaluation metrics by name, task and GLUE scores, validation averaging and majority baselines.
+
+Tasks name their metrics as strings (`Task.metrics`), so every metric lives in one registry
+here and the engine never branches on task names.  Values are fractions: accuracy and F1 in
+[0, 1], correlations in [-1, 1]; tables multiply by 100.
+
+Undefined values are pinned down rather than left as NaN, so that best-on-dev selection and
+early stopping can always compare numbers: a correlation of a constant vector (or of fewer
+than two points) is 0.0, F1 with no predicted or no true positives is 0.0, and Matthews
+correlation of constant predictions is 0.0 (scikit-learn's own convention).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from taskmix.errors import ConfigError
+from taskmix.tasks.base import HeadKind, Task
+
+# A metric takes (predictions, labels) as arrays and returns one number.
+MetricFn = Callable[[np.ndarray, np.ndarray], float]
+
+
+def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    return float(accuracy_score(labels, predictions))
+
+
+def _f1_binary(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """F1 of class index 1, the positive class of MRPC and QQP in GLUE."""
+    return float(f1_score(labels, predictions, pos_label=1, average="binary", zero_division=0.0))
+
+
+def _f1_macro(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Unweighted mean of per-class F1 over the classes present in labels or predictions (CB)."""
+    return float(f1_score(labels, predictions, average="macro", zero_division=0.0))
+
+
+def _matthews(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Matthews correlation; multi-class inputs give the R3 statistic of the GLUE diagnostic."""
+    return float(matthews_corrcoef(labels, predictions))
+
+
+def _correlation(statistic: Callable[[np.ndarray, np.ndarray], Any]) -> MetricFn:
+    """A scipy correlation as a metric; fewer than two points have no correlation (0.0)."""
+
+    def metric(predictions: np.ndarray, labels: np.ndarray) -> float:
+        return float(statistic(predictions, labels).statistic) if len(labels) >= 2 else 0.0
+
+    return metric
+
+
+def _defined(metric: MetricFn) -> MetricFn:
+    """Silence library warnings on degenerate inputs and pin an undefined (NaN) value to 0.0."""
+
+    def wrapped(predictions: np.ndarray, labels: np.ndarray) -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = metric(predictions, labels)
+        return value if math.isfinite(value) else 0.0
+
+    return wrapped
+
+
+METRICS: Mapping[str, MetricFn] = {
+    name: _defined(fn)
+    for name, fn in {
+        "accuracy": _accuracy,
+        "f1": _f1_binary,
+        "f1_macro": _f1_macro,
+        "matthews": _matthews,
+        "r3": _matthews,
+        "pearson": _correlation(pearsonr),
+        "spearman": _correlation(spearmanr),
+    }.items()
+}
+
+# Lower-is-better validation metrics and the scale c of their transform 1 - value / c, so
+# they can be averaged with higher-is-better ones (seed 000, Appendix B: c = 250 for
+# perplexity, tuned by the authors).
+LOWER_IS_BETTER: Mapping[str, float] = {"perplexity": 250.0}
+
+# A classification run is degenerate when it does not beat always predicting the majority
+# class by more than one point (on the 0..100 scale).  One point is about three examples of
+# RTE dev (277 rows), i.e. within the noise of the small dev sets where degenerate restarts
+# occur, and far below the gap between a trained and an untrained model.
+DEGENERATE_MARGIN = 0.01
+
+# A regression run is degenerate when the mean of its correlations is at most 0.1.  Random
+# guessing scores about 0 with a standard error of about 1/sqrt(n) (0.026 on the 1,500 rows
+# of STS-B dev, 0.03 with 1k examples), so 0.1 sits several standard errors above chance yet
+# far below any model that learned the task (0.7-0.9 on STS-B).
+REGRESSION_DEGENERATE_THRESHOLD = 0.1
+
+# Tasks whose reported result falls back to the majority class when the model is worse
+# (seeds 001 and 002 follow this for WNLI, whose dev set is adversarial to the train set).
+MAJORITY_RULE_TASKS = frozenset({"wnli"})
+
+
+def metric_fn(task: Task, name: str) -> MetricFn:
+    """The registered metric `name`, with an error naming the task if it is unknown."""
+    try:
+        return METRICS[name]
+    except KeyError:
+        known = ", ".join(sorted(METRICS))
+        raise ConfigError(f"task {task.name!r}: unknown metric {name!r} (known: {known})") from None
+
+
+def compute_metrics(
+    task: Task, predictions: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray
+) -> dict[str, float]:
+    """All metrics of `task` for class-index (classification) or float (regression) predictions."""
+    if any(label is None for label in labels):
+        raise ValueError(f"task {task.name!r}: labels are missing (is this an unlabelled split?)")
+    dtype = np.int64 if task.kind is HeadKind.CLASSIFICATION else np.float64
+    pred = np.asarray(predictions, dtype=dtype)
+    gold = np.asarray(labels, dtype=dtype)
+    if pred.shape != gold.shape or pred.ndim != 1:
+        raise ValueError(
+            f"task {task.name!r}: {pred.shape} predictions for {gold.shape} labels; need equal 1-d"
+        )
+    if len(gold) == 0:
+        raise ValueError(f"task {task.name!r}: cannot compute metrics on zero examples")
+    return {name: metric_fn(task, name)(pred, gold) for name in task.metrics}
+
+
+def prefixed(split: str, metrics: Mapping[str, float]) -> dict[str, float]:
+    """Qualify metric names by split ("dev_matched/accuracy") for tasks with several dev splits."""
+    return {f"{split}/{name}": value for name, value in metrics.items()}
+
+
+def _mean(values: Sequence[float], what: str) -> float:
+    if not values:
+        raise ValueError(f"cannot average zero {what}")
+    return float(np.mean(values))
+
+
+def task_score(metrics: Mapping[str, float]) -> float:
+    """A task's score: the mean of its metrics (GLUE), over all dev splits when prefixed."""
+    return _mean(list(metrics.values()), "metrics")
+
+
+def glue_score(task_scores: Mapping[str, float]) -> float:
+    """The GLUE score: the mean of the task scores."""
+    return _mean(list(task_scores.values()), "task scores")
+
+
+def validation_value(metric_name: str, value: float) -> float:
+    """A metric as a higher-is-better number: 1 - value / c for lower-is-better metrics.
+
+    `metric_name` may carry a split prefix ("dev/perplexity").
+    """
+    scale = LOWER_IS_BETTER.get(metric_name.rpartition("/")[2])
+    return value if scale is None else 1.0 - value / scale
+
+
+def validation_score(metrics: Mapping[str, float]) -> float:
+    """One task's validation score: the mean of its metrics after `validation_value`."""
+    return _mean([validation_value(name, value) for name, value in metrics.items()], "metrics")
+
+
+def mixture_validation_score(per_task_scores: Mapping[str, Mapping[str, float]]) -> float:
+    """The multi-task validation score: mean over tasks of each task's `validation_score`.
+
+    `per_task_scores` maps task name to that task's metrics.  Higher is better, so it drives
+    early stopping and LR decay of a whole mixture stage.
+    """
+    return _mean([validation_score(m) for m in per_task_scores.values()], "tasks")
+
+
+def majority_class(train_labels: Sequence[int] | np.ndarray) -> int:
+    """The most frequent class index (the smallest index on ties)."""
+    counts = np.bincount(np.asarray(train_labels, dtype=np.int64))
+    if counts.size == 0:
+        raise ValueError("cannot find the majority class of zero labels")
+    return int(np.argmax(counts))
+
+
+def majority_metrics(
+    task: Task, majority_index: int, dev_labels: Sequence[int] | np.ndarray
+) -> dict[str, float]:
+    """The metrics of always predicting `majority_index`: the floor a model must beat."""
+    if task.kind is not HeadKind.CLASSIFICATION:
+        raise ValueError(f"task {task.name!r}: a majority class needs a classification task")
+    return compute_metrics(task, np.full(len(dev_labels), majority_index), dev_labels)
+
+
+def apply_majority_rule(
+    task_name: str, metrics: Mapping[str, float], majority: Mapping[str, float]
+) -> tuple[dict[str, float], bool]:
+    """For WNLI, report the majority-class metrics when the model scores below them.
+
+    Returns the metrics to report and whether they were replaced.  Other tasks pass through.
+    """
+    if task_name.lower() in MAJORITY_RULE_TASKS and task_score(metrics) < task_score(majority):
+        return dict(majority), True
+    return dict(metrics), False
+
+
+def is_degenerate(
+    task: Task,
+    score: float,
+    majority_score: float | None = None,
+    margin: float = DEGENERATE_MARGIN,
+    regression_threshold: float = REGRESSION_DEGENERATE_THRESHOLD,
+) -> bool:
+    """Whether a run is a "degenerate" restart, an outlier close to random guessing (seed 002).
+
+    Classification: `score` <= `majority_score` + `margin`.  Regression: `score` (the mean of
+    Pearson and Spearman) <= `regression_threshold`; `majority_score` is not used.
+    """
+    if task.kind is HeadKind.REGRESSION:
+        return score <= regression_threshold
+    if majority_score is None:
+        raise ValueError(f"task {task.name!r}: degenerate detection needs the majority-class score")
+    return score <= majority_score + margin

@@ -1,0 +1,50 @@
+"""What every command that touches a model shares: device, precision, tokenizer and cached task splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from taskmix.models.encoder import load_tokenizer
+from taskmix.models.model import MultiTaskModel
+from taskmix.tasks import split_file
+from taskmix.tasks.base import Task
+from taskmix.training.device import resolve_precision, select_device
+from taskmix.training.features import TokenCache
+from taskmix.training.predict import predict
+from taskmix.training.task_data import TaskSplits
+
+EVAL_BATCH_SIZE = 128
+
+
+class Runtime:
+    """Device and precision choice plus one `TaskSplits` per task, tokenised with the encoder's tokenizer."""
+
+    def __init__(self, encoder_name: str, data_dir: Path | None, max_length: int, device: str = "auto",
+                 precision: str = "auto", cache_dir: Path | None = None, threads: int | None = None):
+        if threads:
+            torch.set_num_threads(threads)
+        self.data_dir = data_dir
+        self.max_length = max_length
+        self.device = select_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        self.tokenizer = load_tokenizer(encoder_name)
+        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        self.cache = TokenCache(cache_dir)
+        self._splits: dict[str, TaskSplits] = {}
+
+    def splits(self, task: Task) -> TaskSplits:
+        if task.name not in self._splits:
+            self._splits[task.name] = TaskSplits(task, self.data_dir, self.tokenizer, self.max_length, self.cache)
+        return self._splits[task.name]
+
+    def predict(self, model: MultiTaskModel, head: str, task: Task, split: str) -> np.ndarray:
+        return predict(model, head, self.splits(task).get(split), EVAL_BATCH_SIZE, self.pad_id, self.device,
+                       self.precision)
+
+    def has_file(self, task: Task, split: str) -> bool:
+        """Whether a split's file is present locally (hub loading always has every split)."""
+        path = split_file(task, split, self.data_dir)
+        return path is None or path.exists()

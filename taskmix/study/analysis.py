@@ -1,0 +1,259 @@
+"""The numbers behind a study report, computed from result rows of the store.
+
+Rows of a GLUE table are pipelines without their target task ('minilm → snli'), columns
+are target tasks, and the runs aggregated in a table cell are the selected (best-on-dev)
+restarts of every seed.  Scores are reported ×100.  Tables are built per target-data
+size (full data and each `max_train_examples` limit), as the STILTs paper does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+from scipy import stats
+
+from taskmix.study.grid import ARROW
+
+DIAGNOSTIC_TASK = "ax"
+AVG = "Avg"
+ALPHA = 0.05
+# Below this many runs a normality test says nothing; seed 003 tests 5 runs.
+MIN_NORMALITY_RUNS = 4
+
+
+def row_label(pipeline: str, task: str) -> str:
+    """The pipeline without its final '→ task' step, i.e. the table row it belongs to."""
+    suffix = ARROW + task
+    return pipeline[: -len(suffix)] if pipeline.endswith(suffix) else pipeline
+
+
+def size_label(size: int | None) -> str:
+    return "full data" if size is None else f"{size} examples"
+
+
+def _label(row: dict[str, Any], sizes_vary: bool) -> str:
+    """A result row's pipeline label, with its data size when sizes differ in the study."""
+    label = row_label(row["pipeline"], row["task"])
+    return f"{label} ({size_label(row['max_train_examples'])})" if sizes_vary else label
+
+
+@dataclass
+class Sample:
+    """The per-seed scores (×100) of one (pipeline, task) cell of a table."""
+
+    runs: list[tuple[Any, float]] = field(default_factory=list)
+
+    @property
+    def scores(self) -> list[float]:
+        return [s for _, s in self.runs]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation (n - 1), NaN for a single run."""
+        return float(np.std(self.scores, ddof=1)) if len(self.runs) > 1 else math.nan
+
+    def by_seed(self) -> dict[Any, float]:
+        """Mean score per seed (a seed recorded twice is averaged)."""
+        groups: dict[Any, list[float]] = defaultdict(list)
+        for seed, score in self.runs:
+            groups[seed].append(score)
+        return {seed: float(np.mean(v)) for seed, v in groups.items()}
+
+
+@dataclass
+class GlueTable:
+    """One data size: pipelines × target tasks, plus each row's average over tasks."""
+
+    size: int | None
+    tasks: list[str]
+    rows: list[str]
+    cells: dict[tuple[str, str], Sample]
+    avg: dict[str, Sample]
+
+    def sample(self, row: str, column: str) -> Sample | None:
+        """The runs of a (row, task) cell, or the row's per-seed averages for column Avg."""
+        return self.avg.get(row) if column == AVG else self.cells.get((row, column))
+
+    def mean(self, row: str, column: str) -> float | None:
+        sample = self.sample(row, column)
+        return sample.mean if sample is not None else None
+
+    def best_of_each(self) -> dict[str, float]:
+        """Per task the best pipeline mean; its Avg is the mean of those bests."""
+        best = {}
+        for task in self.tasks:
+            means = [self.mean(r, task) for r in self.rows]
+            best[task] = max(m for m in means if m is not None)
+        best[AVG] = float(np.mean(list(best.values())))
+        return best
+
+    def repeated_seeds(self) -> list[tuple[str, str]]:
+        """(row, task) cells holding one seed more than once: rows mixing different cells."""
+        return [key for key, s in self.cells.items() if len(s.by_seed()) < len(s.runs)]
+
+
+def glue_tables(rows: Iterable[dict[str, Any]]) -> list[GlueTable]:
+    """GLUE tables from selected result rows, one per data size (full data first)."""
+    by_size: dict[int | None, dict[tuple[str, str], Sample]] = defaultdict(lambda: defaultdict(Sample))
+    for r in rows:
+        if r["is_selected"] and r["task"] != DIAGNOSTIC_TASK:
+            key = (row_label(r["pipeline"], r["task"]), r["task"])
+            by_size[r["max_train_examples"]][key].runs.append((r["seed"], 100.0 * r["score"]))
+    tables = []
+    for size in sorted(by_size, key=lambda s: (s is not None, s or 0)):
+        cells = dict(by_size[size])
+        labels = list(dict.fromkeys(row for row, _ in cells))
+        tasks = list(dict.fromkeys(task for _, task in cells))
+        avg = {row: a for row in labels if (a := _row_average(cells, row, tasks)) is not None}
+        tables.append(GlueTable(size, tasks, labels, cells, avg))
+    return tables
+
+
+def _row_average(cells: dict[tuple[str, str], Sample], row: str, tasks: list[str]) -> Sample | None:
+    """Per-seed macro average over the tasks, for seeds that have every task; else None."""
+    if any((row, t) not in cells for t in tasks):
+        return None
+    per_task = [cells[(row, t)].by_seed() for t in tasks]
+    seeds = [s for s in per_task[0] if all(s in p for p in per_task)]
+    if not seeds:
+        return None
+    return Sample([(s, float(np.mean([p[s] for p in per_task]))) for s in seeds])
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A row's difference to the baseline in one column, with its corrected p-value."""
+
+    diff: float
+    p_corrected: float | None
+    normal: bool
+
+    @property
+    def significant(self) -> bool:
+        return self.p_corrected is not None and self.p_corrected < ALPHA
+
+
+def deltas(table: GlueTable, baseline: str) -> tuple[dict[tuple[str, str], Delta], int]:
+    """Differences to `baseline` per (row, column) and the number of t-tests run.
+
+    Following seed 003 (Appendix B): each sample is checked for normality with a
+    Lilliefors test, the two samples are compared with an independent two-sample t-test,
+    and p-values are Bonferroni-corrected for the number of comparisons in the table.
+    A t-test needs two runs on each side; otherwise the delta has no p-value.
+    """
+    raw: dict[tuple[str, str], tuple[float, float | None, bool]] = {}
+    for row in table.rows:
+        if row == baseline:
+            continue
+        for column in [*table.tasks, AVG]:
+            ours, base = table.sample(row, column), table.sample(baseline, column)
+            if ours is None or base is None:
+                continue
+            p = None
+            if len(ours.runs) > 1 and len(base.runs) > 1:
+                p = float(stats.ttest_ind(ours.scores, base.scores).pvalue)
+                p = None if math.isnan(p) else p
+            raw[(row, column)] = (ours.mean - base.mean, p, looks_normal(ours) and looks_normal(base))
+    tests = sum(p is not None for _, p, _ in raw.values())
+    corrected = {
+        key: Delta(diff, None if p is None else min(1.0, p * tests), normal)
+        for key, (diff, p, normal) in raw.items()
+    }
+    return corrected, tests
+
+
+def looks_normal(sample: Sample) -> bool:
+    """False when a Lilliefors test rejects normality at ALPHA (too few runs: True)."""
+    scores = np.asarray(sample.scores)
+    if len(scores) < MIN_NORMALITY_RUNS or np.ptp(scores) == 0:
+        return True
+    result = stats.goodness_of_fit(stats.norm, scores, statistic="ks", rng=0)
+    return bool(result.pvalue >= ALPHA)
+
+
+def correlations(table: GlueTable) -> tuple[list[str], np.ndarray] | None:
+    """Pearson correlations of task means across pipelines, with Avg as the last variable.
+
+    As seed 001 Table 4: how well a pipeline's score on one task predicts its score on
+    another.  A pair needs three pipelines with both scores; otherwise it is NaN.  None
+    when there are fewer than two tasks or three pipelines.
+    """
+    names = [*table.tasks, AVG]
+    if len(table.tasks) < 2 or len(table.rows) < 3:
+        return None
+    values = np.array([[_or_nan(table.mean(r, n)) for n in names] for r in table.rows])
+    matrix = np.full((len(names), len(names)), np.nan)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            both = ~np.isnan(values[:, i]) & ~np.isnan(values[:, j])
+            x, y = values[both, i], values[both, j]
+            if both.sum() >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+                matrix[i, j] = float(np.corrcoef(x, y)[0, 1])
+    return names, matrix
+
+
+def _or_nan(value: float | None) -> float:
+    return np.nan if value is None else value
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    size: int | None
+    mean: float
+    std: float
+
+
+def learning_curves(tables: list[GlueTable]) -> dict[str, dict[str, list[CurvePoint]]]:
+    """task -> pipeline -> score at each data size; empty unless the size varies."""
+    if len(tables) < 2:
+        return {}
+    curves: dict[str, dict[str, list[CurvePoint]]] = defaultdict(lambda: defaultdict(list))
+    for table in tables:
+        for (row, task), sample in table.cells.items():
+            curves[task][row].append(CurvePoint(table.size, sample.mean, sample.std))
+    return {task: dict(rows) for task, rows in curves.items()}
+
+
+@dataclass(frozen=True)
+class RestartRun:
+    score: float
+    degenerate: bool
+    selected: bool
+
+
+def restart_runs(rows: Iterable[dict[str, Any]], sizes_vary: bool) -> dict[str, dict[str, list[RestartRun]]]:
+    """task -> pipeline (with data size when it varies) -> every restart of every seed."""
+    runs: dict[str, dict[str, list[RestartRun]]] = defaultdict(lambda: defaultdict(list))
+    for r in rows:
+        if r["task"] == DIAGNOSTIC_TASK:
+            continue
+        run = RestartRun(100.0 * r["score"], r["degenerate"], r["is_selected"])
+        runs[r["task"]][_label(r, sizes_vary)].append(run)
+    return {task: dict(groups) for task, groups in runs.items()}
+
+
+def diagnostic_table(
+    rows: Iterable[dict[str, Any]], sizes_vary: bool
+) -> tuple[list[str], dict[str, dict[str, Sample]]]:
+    """AX R3 (×100) per pipeline: overall and per coarse category, over selected runs."""
+    table: dict[str, dict[str, Sample]] = defaultdict(lambda: defaultdict(Sample))
+    categories: dict[str, None] = {}
+    for r in rows:
+        if r["task"] != DIAGNOSTIC_TASK or not r["is_selected"]:
+            continue
+        label = _label(r, sizes_vary)
+        metrics = r["metrics"]
+        overall = metrics.get("r3", r["score"])
+        table[label]["Overall"].runs.append((r["seed"], 100.0 * overall))
+        for name, value in metrics.get("categories", {}).items():
+            categories.setdefault(name)
+            table[label][name].runs.append((r["seed"], 100.0 * value))
+    return ["Overall", *sorted(categories)], {label: dict(cols) for label, cols in table.items()}

@@ -1,0 +1,257 @@
+"""Study files: a base experiment plus a grid over its fields, expanded into cells.
+
+A cell is one experiment of the grid.  Its id is a hash of the experiment itself, so the
+same experiment keeps the same id across edits of the study file and finished cells are
+never redone.  Dotted paths (`stages.1.tasks`, `stages.target.max_train_examples`, `seed`)
+address experiment fields; a list segment is a stage index or a stage name.  Paths always
+refer to the base experiment, and stages removed by an axis are dropped last, so indices
+do not shift while a cell is being built.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from taskmix.errors import ConfigError
+
+ARROW = " → "
+
+
+class Axis(BaseModel):
+    """A named grid axis whose values are labels for sets of overrides.
+
+    `values` maps each label to a mapping of dotted path -> value, or to null, which
+    removes `stage` (a stage name or index) from the experiment, e.g. `none: null`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    stage: str | int | None = None
+    values: dict[str, dict[str, Any] | None]
+
+    @model_validator(mode="after")
+    def _null_needs_stage(self) -> Axis:
+        if self.stage is None and any(v is None for v in self.values.values()):
+            raise ValueError("an axis with a null value must name the `stage` it removes")
+        return self
+
+
+class StudySpec(BaseModel):
+    """The study file: a base experiment (inline or from a file), axes and the grid."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    base: dict[str, Any] | None = None
+    base_file: Path | None = None
+    axes: dict[str, Axis] = {}
+    grid: dict[str, list[Any]]
+
+    @model_validator(mode="after")
+    def _one_base(self) -> StudySpec:
+        if (self.base is None) == (self.base_file is None):
+            raise ValueError("give exactly one of `base` and `base_file`")
+        for key, values in self.grid.items():
+            if not values:
+                raise ValueError(f"grid.{key}: empty list of values")
+            axis = self.axes.get(key)
+            if axis is not None:
+                unknown = [v for v in values if str(v) not in axis.values]
+                if unknown:
+                    raise ValueError(f"grid.{key}: values {unknown} are not in axes.{key}.values")
+        return self
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One experiment of a study: the grid values that made it and the experiment dict."""
+
+    cell_id: str
+    fields: dict[str, Any]
+    experiment: dict[str, Any]
+
+    @property
+    def config_hash(self) -> str:
+        """The full hash of the experiment; `cell_id` is its prefix."""
+        return config_hash(self.experiment)
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace, so equal configs hash equally."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def config_hash(value: Any) -> str:
+    """SHA-256 of the canonical JSON of `value`."""
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def cell_id_of(experiment: dict[str, Any]) -> str:
+    """The short, stable id of an experiment."""
+    return config_hash(experiment)[:12]
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study YAML; `base_file` is resolved relative to the study file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read study file: {err}") from err
+    spec = parse_study(raw, source=str(path))
+    if spec.base_file is not None and not spec.base_file.is_absolute():
+        spec = spec.model_copy(update={"base_file": path.parent / spec.base_file})
+    return spec
+
+
+def parse_study(raw: Any, source: str = "study") -> StudySpec:
+    """Validate a study mapping, turning pydantic errors into one-line ConfigErrors."""
+    try:
+        return StudySpec.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        prefix = f"{source}: {where}: " if where else f"{source}: "
+        raise ConfigError(prefix + first["msg"]) from err
+
+
+def base_experiment(spec: StudySpec) -> dict[str, Any]:
+    """The base experiment dict, read from `base_file` when the study names one."""
+    if spec.base is not None:
+        return spec.base
+    assert spec.base_file is not None
+    try:
+        base = yaml.safe_load(spec.base_file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{spec.base_file}: cannot read base experiment: {err}") from err
+    if not isinstance(base, dict):
+        raise ConfigError(f"{spec.base_file}: base experiment must be a mapping")
+    return base
+
+
+def expand(
+    spec: StudySpec,
+    validate: Callable[[dict[str, Any]], object] | None = None,
+) -> list[Cell]:
+    """All cells of the grid, in grid order, one per distinct experiment.
+
+    `validate` (e.g. the engine's experiment model) is called on every experiment so a
+    misspelt field fails here, naming the cell, rather than mid-study.  Grid points that
+    give the same experiment (e.g. a setting of a removed stage) collapse to the first.
+    """
+    base = base_experiment(spec)
+    keys = list(spec.grid)
+    cells: dict[str, Cell] = {}
+    for values in itertools.product(*(spec.grid[k] for k in keys)):
+        fields = dict(zip(keys, values))
+        experiment = _build(base, spec.axes, fields)
+        if validate is not None:
+            try:
+                validate(experiment)
+            except (ValueError, ConfigError) as err:
+                raise ConfigError(f"study {spec.name}: cell {canonical_json(fields)}: {err}") from err
+        cells.setdefault(cell_id_of(experiment), Cell(cell_id_of(experiment), fields, experiment))
+    return list(cells.values())
+
+
+def _build(base: dict[str, Any], axes: dict[str, Axis], fields: dict[str, Any]) -> dict[str, Any]:
+    """Apply one grid point's overrides to a copy of the base, then drop removed stages."""
+    experiment = copy.deepcopy(base)
+    dropped: list[int] = []
+    for key, value in fields.items():
+        axis = axes.get(key)
+        if axis is None:
+            set_path(experiment, key, value)
+            continue
+        overrides = axis.values[str(value)]
+        if overrides is None:
+            assert axis.stage is not None
+            dropped.append(stage_index(experiment, axis.stage, f"axes.{key}.stage"))
+            continue
+        for path, override in overrides.items():
+            set_path(experiment, path, override)
+    if dropped:
+        experiment["stages"] = [s for i, s in enumerate(experiment["stages"]) if i not in dropped]
+    return experiment
+
+
+def set_path(experiment: dict[str, Any], path: str, value: Any) -> None:
+    """Set a dotted-path field; every container on the way must exist in the experiment.
+
+    The last key of a mapping may be new (a field the base leaves at its default); the
+    `validate` hook of `expand` is what rejects a misspelt leaf.
+    """
+    parts = path.split(".")
+    node: Any = experiment
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            index = _list_index(node, part, path)
+            if last:
+                node[index] = copy.deepcopy(value)
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = copy.deepcopy(value)
+            elif part in node:
+                node = node[part]
+            else:
+                raise ConfigError(f"grid path {path!r}: no field {part!r} in the experiment")
+        else:
+            raise ConfigError(f"grid path {path!r}: {'.'.join(parts[:depth])!r} is not a mapping or list")
+
+
+def _list_index(items: list[Any], part: str, path: str) -> int:
+    """A list segment: an integer index or the `name` of a stage."""
+    if part.lstrip("-").isdigit():
+        index = int(part)
+        if not -len(items) <= index < len(items):
+            raise ConfigError(f"grid path {path!r}: index {index} out of range ({len(items)} items)")
+        return index % len(items)
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and item.get("name") == part:
+            return i
+    raise ConfigError(f"grid path {path!r}: no stage named {part!r}")
+
+
+def stage_index(experiment: dict[str, Any], stage: str | int, where: str = "stage") -> int:
+    """Resolve a stage name or index to an index into `experiment['stages']`."""
+    stages = experiment.get("stages")
+    if not isinstance(stages, list):
+        raise ConfigError(f"{where}: the experiment has no list of stages")
+    return _list_index(stages, str(stage), where)
+
+
+def prefix_key(experiment: dict[str, Any], upto_stage: str | int) -> str:
+    """Hash of everything that determines the encoder entering stage `upto_stage`.
+
+    That is every top-level field except the stages, plus the stages before it; cells with
+    equal keys can share one trained intermediate encoder.  Top-level fields are all kept
+    (not only encoder and seed) so that a shared setting such as a sequence length can
+    never be reused across cells that differ in it.
+    """
+    index = stage_index(experiment, upto_stage)
+    prefix = {k: v for k, v in experiment.items() if k != "stages"}
+    prefix["stages"] = experiment["stages"][:index]
+    return config_hash(prefix)[:16]
+
+
+def pipeline_label(experiment: dict[str, Any], task: str) -> str:
+    """'encoder → tasks of each earlier stage → target task', e.g. 'minilm → snli → rte'.
+
+    Tasks trained together in one stage are joined with '+' (as in '{mnli, rte} → rte').
+    """
+    earlier = experiment.get("stages", [])[:-1]
+    steps = [str(experiment.get("encoder", "?"))]
+    steps += ["+".join(stage.get("tasks", [])) for stage in earlier]
+    return ARROW.join([*steps, task])

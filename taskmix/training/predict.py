@@ -1,0 +1,38 @@
+"""Inference over a tokenised split: length-sorted batches under `inference_mode`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from taskmix.models.model import MultiTaskModel
+from taskmix.training.batching import collate, sorted_batches, to_device
+from taskmix.training.device import autocast
+from taskmix.training.features import TokenizedSplit
+
+
+@torch.inference_mode()
+def predict(
+    model: MultiTaskModel,
+    head_name: str,
+    split: TokenizedSplit,
+    batch_size: int,
+    pad_id: int,
+    device: torch.device,
+    precision: str,
+) -> np.ndarray:
+    """Predictions (class indices or floats) for every example, in the split's original order."""
+    was_training = model.training
+    model.eval()
+    head = model.heads[head_name]
+    out: np.ndarray | None = None
+    for indices in sorted_batches(split.lengths, batch_size):
+        batch = to_device(collate(split, indices, pad_id), device)
+        with autocast(device, precision):
+            logits = model(head_name, batch)
+        values = head.predict(logits.float()).cpu().numpy()
+        if out is None:
+            out = np.empty(len(split), dtype=values.dtype)
+        out[indices] = values
+    model.train(was_training)
+    return out if out is not None else np.empty(0)

@@ -1,0 +1,265 @@
+"""One stage: train a model on a mixture of tasks with a fresh optimizer, validate, stop, restore the best.
+
+Single-task fine-tuning, intermediate training and multi-task training are all this loop;
+what differs is the mixture (which tasks each step sees and how their losses are scaled)
+and the stopping rules from the stage config.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from taskmix import metrics as glue_metrics
+from taskmix.config import StageConfig
+from taskmix.mixture import MixtureConfig, build_schedule, loss_weights
+from taskmix.models.model import MultiTaskModel
+from taskmix.tasks.base import Task
+from taskmix.training.batching import collate, endless_batches, to_device
+from taskmix.training.device import autocast, build_adamw, grad_scaler
+from taskmix.training.features import TokenizedSplit
+from taskmix.training.predict import predict
+from taskmix.training.r3f import r3f_forward
+
+log = logging.getLogger(__name__)
+
+NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+
+
+@dataclass
+class StageTask:
+    """A task as trained in this stage: its head name, training rows and dev splits."""
+
+    task: Task
+    head: str
+    train: TokenizedSplit
+    dev: dict[str, TokenizedSplit]
+
+
+@dataclass
+class Evaluation:
+    """Dev metrics per task, the task scores and the mixture's validation score."""
+
+    metrics: dict[str, dict[str, float]]
+    scores: dict[str, float]
+    score: float
+
+
+@dataclass
+class StageOutcome:
+    best: Evaluation
+    steps: int
+    seconds: float
+    train_examples: int
+    history: list[dict] = field(default_factory=list)
+
+
+def evaluate_tasks(model, tasks: list[StageTask], batch_size: int, pad_id: int, device, precision) -> Evaluation:
+    """Score every task of the stage on its dev split(s); several dev splits are prefixed by name."""
+    per_task: dict[str, dict[str, float]] = {}
+    for st in tasks:
+        combined: dict[str, float] = {}
+        for split_name, split in st.dev.items():
+            preds = predict(model, st.head, split, batch_size, pad_id, device, precision)
+            values = glue_metrics.compute_metrics(st.task, preds, np.asarray(split.labels))
+            combined.update(values if len(st.dev) == 1 else glue_metrics.prefixed(split_name, values))
+        per_task[st.task.name] = combined
+    scores = {name: glue_metrics.task_score(m) for name, m in per_task.items()}
+    return Evaluation(per_task, scores, glue_metrics.mixture_validation_score(per_task))
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only, as BERT fine-tuning does."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if name.endswith(NO_DECAY) else decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def linear_warmup_decay(total_steps: int, warmup_fraction: float):
+    warmup = int(total_steps * warmup_fraction)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
+
+    return factor
+
+
+def sub_batches_per_step(mixture: MixtureConfig, n_tasks: int) -> int:
+    """How many task batches one optimizer step consumes on average (sizes an epoch in steps)."""
+    if mixture.batching == "heterogeneous":
+        return mixture.tasks_per_step
+    if mixture.schedule in ("sum", "inc"):
+        return n_tasks
+    if mixture.schedule in ("alt_plus", "cmtl_plus"):
+        return 2
+    return 1
+
+
+class StageTrainer:
+    """Runs one stage's training loop on a model whose heads for the stage's tasks exist."""
+
+    def __init__(
+        self,
+        model: MultiTaskModel,
+        cfg: StageConfig,
+        tasks: list[StageTask],
+        *,
+        device: torch.device,
+        precision: str,
+        seed: int,
+        pad_id: int,
+        eval_batch_size: int = 128,
+        progress: bool = True,
+    ):
+        self.model = model
+        self.cfg = cfg
+        self.tasks = {st.task.name: st for st in tasks}
+        self.device = device
+        self.precision = precision
+        self.seed = seed
+        self.pad_id = pad_id
+        self.eval_batch_size = eval_batch_size
+        self.progress = progress
+
+    # -- planning -----------------------------------------------------------------------
+    def _sizes(self) -> dict[str, int]:
+        return {name: len(st.train) for name, st in self.tasks.items()}
+
+    def total_steps(self, sub_batches_per_step: float) -> int:
+        """Optimizer steps: `max_steps`, or epochs over all tasks' training rows."""
+        if self.cfg.max_steps:
+            return self.cfg.max_steps
+        examples = sum(self._sizes().values())
+        per_step = self.cfg.batch_size * sub_batches_per_step * self.cfg.grad_accumulation
+        return max(1, math.ceil(self.cfg.max_epochs * examples / per_step))
+
+    def validation_interval(self, steps_per_epoch: int) -> int:
+        """Seed 000 App. B: validate every N steps times the number of tasks in the mixture."""
+        if self.cfg.validate_every == "epoch":
+            return max(1, steps_per_epoch)
+        return self.cfg.validate_every * len(self.tasks)
+
+    # -- training -----------------------------------------------------------------------
+    def evaluate(self) -> Evaluation:
+        return evaluate_tasks(
+            self.model, list(self.tasks.values()), self.eval_batch_size, self.pad_id, self.device, self.precision
+        )
+
+    def _step_losses(self, names: list[str], batches, weights, reduction: str, scale: float, schedule) -> float:
+        """Forward and backward every sub-batch of one step; returns the summed loss for logging."""
+        total = 0.0
+        divisor = len(names) if reduction == "mean" else 1
+        r3f = self.cfg.r3f
+        for name in names:
+            st = self.tasks[name]
+            batch = to_device(collate(st.train, next(batches[name]), self.pad_id), self.device)
+            with autocast(self.device, self.precision):
+                if r3f is not None:
+                    logits, extra = r3f_forward(self.model, st.head, batch, r3f.weight, r3f.sigma, r3f.noise)
+                else:
+                    logits, extra = self.model(st.head, batch), 0.0
+                loss = self.model.heads[st.head].loss(logits, batch) + extra
+            loss = loss * weights[name] / divisor / self.cfg.grad_accumulation
+            (scale(loss) if scale else loss).backward()
+            total += float(loss.detach())
+            schedule.record(name, int(batch["attention_mask"].sum()))
+        return total
+
+    def train(self) -> StageOutcome:
+        cfg = self.cfg
+        torch.manual_seed(self.seed)
+        rng = np.random.default_rng(self.seed)
+        sizes = self._sizes()
+        total_steps = self.total_steps(sub_batches_per_step(cfg.mixture, len(sizes)))
+        schedule = build_schedule(cfg.mixture, task_sizes=sizes, seed=self.seed, total_steps=total_steps,
+                                  batch_size=cfg.batch_size)
+        weights = loss_weights(
+            cfg.mixture, task_sizes=sizes, num_classes={n: st.task.num_classes for n, st in self.tasks.items()}
+        )
+        batches = {n: endless_batches(st.train, cfg.batch_size, rng) for n, st in self.tasks.items()}
+        steps_per_epoch = math.ceil(total_steps / cfg.max_epochs) if not cfg.max_steps else total_steps
+        interval = self.validation_interval(steps_per_epoch)
+
+        optimizer = build_adamw(
+            parameter_groups(self.model, cfg.weight_decay), cfg.lr, cfg.weight_decay, cfg.optimizer == "amsgrad", self.device
+        )
+        lr_factor = linear_warmup_decay(total_steps, cfg.warmup) if cfg.scheduler == "linear" else (lambda s: 1.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+        scaler = grad_scaler(self.device, self.precision)
+
+        best: Evaluation | None = None
+        best_state: dict[str, torch.Tensor] | None = None
+        history: list[dict] = []
+        since_best = 0
+        since_decay = 0
+        step = 0
+        started = time.perf_counter()
+        self.model.train()
+        bar = tqdm(total=total_steps, desc=f"{'+'.join(self.tasks)}", disable=not self.progress, leave=False, mininterval=1.0)
+        running = 0.0
+        while step < total_steps and not schedule.finished:
+            optimizer.zero_grad(set_to_none=True)
+            loss = 0.0
+            for _ in range(cfg.grad_accumulation):
+                loss += self._step_losses(
+                    schedule.next_step(), batches, weights, schedule.reduction, scaler.scale if scaler else None, schedule
+                )
+            if scaler:
+                scaler.unscale_(optimizer)
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            if scaler:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
+            scheduler.step()
+            step += 1
+            running = 0.98 * running + 0.02 * loss if step > 1 else loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
+
+            if step % interval == 0 or step == total_steps or schedule.finished:
+                current = self.evaluate()
+                self.model.train()
+                history.append({"step": step, "score": current.score, "scores": current.scores, "loss": running,
+                                "lr": optimizer.param_groups[0]["lr"]})
+                log.info("step %d: dev %s (mixture score %.4f)", step,
+                         ", ".join(f"{k}={v:.4f}" for k, v in current.scores.items()), current.score)
+                if best is None or current.score > best.score:
+                    best, since_best, since_decay = current, 0, 0
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+                else:
+                    since_best += 1
+                    since_decay += 1
+                if cfg.patience is not None and since_best > cfg.patience:
+                    log.info("early stopping after %d checks without improvement", since_best)
+                    break
+                if cfg.scheduler == "plateau" and since_decay > cfg.lr_decay_patience:
+                    since_decay = 0
+                    for group in optimizer.param_groups:
+                        group["lr"] *= cfg.lr_decay_factor
+                    scheduler.base_lrs = [g["lr"] for g in optimizer.param_groups]
+                    if optimizer.param_groups[0]["lr"] < cfg.min_lr:
+                        log.info("stopping: learning rate fell below %g", cfg.min_lr)
+                        break
+        bar.close()
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        return StageOutcome(
+            best=best if best is not None else self.evaluate(),
+            steps=step,
+            seconds=time.perf_counter() - started,
+            train_examples=sum(sizes.values()),
+            history=history,
+        )

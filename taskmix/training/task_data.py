@@ -1,0 +1,69 @@
+"""A task's tokenised splits for one experiment: loaded lazily, cached, and limited as configured."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from taskmix.errors import ConfigError
+from taskmix.tasks import load_split, split_file
+from taskmix.tasks.base import Example, Task
+from taskmix.training.features import TokenCache, TokenizedSplit, tokenize_examples, tokenizer_identity
+
+
+class TaskSplits:
+    """Tokenised splits of one task, read from disk only when the token cache misses."""
+
+    def __init__(self, task: Task, data_dir: Path | None, tokenizer, max_length: int, cache: TokenCache):
+        self.task = task
+        self.data_dir = data_dir
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.cache = cache
+        self._splits: dict[str, TokenizedSplit] = {}
+
+    @cached_property
+    def _tokenizer_id(self) -> str:
+        return tokenizer_identity(self.tokenizer)
+
+    def _source_identity(self, split: str) -> str:
+        """Path, size and mtime of the local file, or the hub coordinates when loading online."""
+        if split not in self.task.splits:
+            known = ", ".join(self.task.splits)
+            raise ConfigError(f"task '{self.task.name}' has no split '{split}'; its splits are: {known}")
+        path = split_file(self.task, split, self.data_dir)
+        if path is None:
+            hub = self.task.hub
+            return f"hub:{hub.path}:{hub.name}:{split}" if hub else f"hub:{self.task.name}:{split}"
+        path = path.resolve()
+        try:
+            stat = path.stat()
+        except OSError:
+            return f"missing:{path}"  # load_split raises the user-facing error
+        return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+
+    def examples(self, split: str) -> list[Example]:
+        """The raw rows (needed for metadata such as diagnostic categories)."""
+        return load_split(self.task, split, self.data_dir)
+
+    def get(self, split: str) -> TokenizedSplit:
+        if split not in self._splits:
+            key = self.cache.key(self.task, split, self._source_identity(split), self._tokenizer_id, self.max_length)
+            tokenized = self.cache.load(key)
+            if tokenized is None:
+                tokenized = tokenize_examples(self.task, self.examples(split), self.tokenizer, self.max_length)
+                self.cache.store(key, tokenized)
+            self._splits[split] = tokenized
+        return self._splits[split]
+
+    def concatenated(self, splits: list[str]) -> TokenizedSplit:
+        return TokenizedSplit.concatenate([self.get(s) for s in splits])
+
+
+def limit(split: TokenizedSplit, max_examples: int | None, rng: np.random.Generator) -> TokenizedSplit:
+    """A random subset of at most `max_examples` rows (the split itself when it is small enough)."""
+    if max_examples is None or len(split) <= max_examples:
+        return split
+    return split.subset(np.sort(rng.choice(len(split), size=max_examples, replace=False)))

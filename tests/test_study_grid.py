@@ -1,0 +1,143 @@
+"""Study grid expansion: cells, axes that drop stages, stable ids, prefix keys, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from taskmix.errors import ConfigError
+from taskmix.study.grid import Cell, cell_id_of, expand, load_study, parse_study, pipeline_label, prefix_key
+
+BASE = {
+    "encoder": "minilm",
+    "stages": [
+        {"name": "intermediate", "tasks": ["snli"], "max_epochs": 3},
+        {"name": "target", "tasks": ["rte", "mrpc"], "separate": True, "restarts": 3},
+    ],
+}
+
+STILTS_STUDY = {
+    "name": "stilts",
+    "base": BASE,
+    "axes": {
+        "intermediate": {
+            "stage": "intermediate",
+            "values": {
+                "none": None,
+                "snli": {"stages.intermediate.tasks": ["snli"]},
+                "qnli": {"stages.intermediate.tasks": ["qnli"]},
+            },
+        }
+    },
+    "grid": {
+        "intermediate": ["none", "snli", "qnli"],
+        "seed": [1, 2],
+        "stages.1.max_train_examples": [1000, None],
+    },
+}
+
+
+def point(cell: Cell) -> tuple:
+    """A cell's grid point as (intermediate, seed, target data size)."""
+    return cell.fields["intermediate"], cell.fields["seed"], cell.fields["stages.1.max_train_examples"]
+
+
+def test_expansion_covers_the_product_with_axis_overrides_and_stage_removal() -> None:
+    cells = expand(parse_study(STILTS_STUDY))
+    assert len(cells) == 3 * 2 * 2
+    by_fields = {point(c): c for c in cells}
+    dropped = by_fields[("none", 1, 1000)].experiment
+    assert [s["name"] for s in dropped["stages"]] == ["target"]
+    assert dropped["stages"][0]["max_train_examples"] == 1000  # index 1 refers to the base, before the drop
+    qnli = by_fields[("qnli", 2, None)].experiment
+    assert qnli["stages"][0]["tasks"] == ["qnli"] and qnli["seed"] == 2
+    assert qnli["stages"][1]["max_train_examples"] is None
+    assert BASE["stages"][0]["tasks"] == ["snli"]  # the base is never mutated
+
+
+def test_cell_ids_are_stable_short_hashes_of_the_experiment() -> None:
+    first = expand(parse_study(STILTS_STUDY))
+    again = expand(parse_study(STILTS_STUDY))
+    assert [c.cell_id for c in first] == [c.cell_id for c in again]
+    assert len({c.cell_id for c in first}) == len(first)
+    cell = first[0]
+    reordered = {k: cell.experiment[k] for k in reversed(list(cell.experiment))}
+    assert cell_id_of(reordered) == cell.cell_id
+    assert len(cell.cell_id) == 12 and cell.config_hash.startswith(cell.cell_id)
+
+
+def test_grid_points_giving_the_same_experiment_collapse() -> None:
+    study = dict(STILTS_STUDY, grid={"intermediate": ["none", "snli"], "stages.intermediate.max_epochs": [1, 2]})
+    cells = expand(parse_study(study))
+    assert len(cells) == 3  # with the stage removed, its max_epochs no longer matters
+
+
+def test_prefix_key_is_shared_exactly_when_the_earlier_stages_match() -> None:
+    cells = expand(parse_study(STILTS_STUDY))
+    key = {point(c): prefix_key(c.experiment, "target") for c in cells}
+    assert key[("snli", 1, 1000)] == key[("snli", 1, None)]  # target data size does not matter
+    assert key[("snli", 1, 1000)] != key[("snli", 2, 1000)]  # the seed does
+    assert key[("snli", 1, 1000)] != key[("qnli", 1, 1000)]  # the intermediate task does
+    snli = next(c for c in cells if c.fields["intermediate"] == "snli")
+    assert prefix_key(snli.experiment, 1) == prefix_key(snli.experiment, "target")
+
+
+def test_pipeline_label_names_encoder_earlier_stages_and_target() -> None:
+    assert pipeline_label(BASE, "rte") == "minilm → snli → rte"
+    multitask = {"encoder": "minilm", "stages": [{"tasks": ["mnli", "rte"]}, {"tasks": ["rte"]}]}
+    assert pipeline_label(multitask, "rte") == "minilm → mnli+rte → rte"
+
+
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("stages.7.tasks", "index 7 out of range"),
+        ("stages.pretrain.tasks", "no stage named 'pretrain'"),
+        ("optimizer.lr", "no field 'optimizer'"),
+        ("encoder.name", "'encoder' is not a mapping or list"),
+    ],
+)
+def test_unknown_dotted_path_names_the_path(path: str, message: str) -> None:
+    study = {"name": "bad", "base": BASE, "grid": {path: [1]}}
+    with pytest.raises(ConfigError) as err:
+        expand(parse_study(study))
+    assert path in str(err.value) and message in str(err.value)
+
+
+def test_validate_hook_rejects_a_misspelt_leaf_naming_the_cell() -> None:
+    def validate(experiment: dict) -> None:
+        for stage in experiment["stages"]:
+            if "max_epoch" in stage:
+                raise ValueError("stages: unknown field 'max_epoch'")
+
+    study = {"name": "typo", "base": BASE, "grid": {"stages.0.max_epoch": [2]}}
+    with pytest.raises(ConfigError, match=r"stages.0.max_epoch.*unknown field 'max_epoch'"):
+        expand(parse_study(study), validate=validate)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"colour": 1}, "colour"),
+        ({"base_file": "x.yaml"}, "exactly one of"),
+        ({"grid": {"intermediate": ["mnli"]}}, "not in axes.intermediate.values"),
+        ({"grid": {"seed": []}}, "empty list"),
+        ({"axes": {"intermediate": {"values": {"none": None}}}}, "must name the `stage`"),
+    ],
+)
+def test_schema_errors_are_one_line_config_errors(change: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as err:
+        parse_study({**STILTS_STUDY, **change})
+    assert "\n" not in str(err.value)
+
+
+def test_base_file_is_read_relative_to_the_study_file(tmp_path: Path) -> None:
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "stilts.yaml").write_text(yaml.safe_dump(BASE))
+    grid = {"stages.target.tasks": [["rte"], ["mrpc"]]}
+    study = {"name": "from_file", "base_file": "experiments/stilts.yaml", "grid": grid}
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
+    cells = expand(load_study(tmp_path / "study.yaml"))
+    assert [c.experiment["stages"][1]["tasks"] for c in cells] == [["rte"], ["mrpc"]]
