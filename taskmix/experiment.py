@@ -21,7 +21,7 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
 from taskmix.diagnostic import score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
-from taskmix.models.encoder import build_encoder, load_tokenizer
+from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.rundir import save_torch, write_json, write_text
@@ -29,9 +29,11 @@ from taskmix.submission import write_submission
 from taskmix.tasks import get_task, register_task
 from taskmix.tasks.base import HeadKind, Task
 from taskmix.tasks.custom import build_custom_task
-from taskmix.training.stage import Evaluation, StageTask, StageTrainer
-from taskmix.runtime import Runtime
-from taskmix.training.task_data import TaskSplits, limit
+from taskmix.training.stage import StageTask, StageTrainer
+from taskmix.runtime import EVAL_BATCH_SIZE, Runtime
+from taskmix.training.features import TokenizedSplit
+from taskmix.training.predict import predict
+from taskmix.training.task_data import limit
 
 log = logging.getLogger(__name__)
 
@@ -170,14 +172,13 @@ class ExperimentRunner:
         return out
 
     def run_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None, kept_heads: dict,
-                  out_dir: Path, is_final: bool) -> tuple[dict, dict, list[RestartResult], int]:
-        """Train `refs` with restarts; returns the selected model's encoder and head states."""
+                  out_dir: Path, is_final: bool) -> "GroupOutcome":
+        """Train `refs` with restarts and keep the best restart on dev (seed 002)."""
         best: tuple[float, dict, dict] | None = None
         restarts: list[RestartResult] = []
         for r in range(stage.restarts):
             seed = restart_seed(self.cfg.seed, r)
-            rng = np.random.default_rng(seed)
-            tasks = self.stage_tasks(refs, stage, rng)
+            tasks = self.stage_tasks(refs, stage, np.random.default_rng(seed))
             model = self.fresh_model(encoder_state)
             torch.manual_seed(seed)
             self.add_heads(model, refs, kept_heads, stage.dropout)
@@ -185,54 +186,51 @@ class ExperimentRunner:
                      stage.restarts, seed, ", ".join(f"{t.task.name}={len(t.train)} train" for t in tasks))
             outcome = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
                                    pad_id=self.rt.pad_id, progress=self.progress).train()
-            result = RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
-                                   outcome.steps, outcome.seconds, outcome.train_examples)
-            restarts.append(result)
-            if best is None or result.score > best[0]:
-                best = (result.score, copy.deepcopy(model.encoder.state_dict()),
+            restarts.append(RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
+                                          outcome.steps, outcome.seconds, outcome.train_examples))
+            if best is None or outcome.best.score > best[0]:
+                best = (outcome.best.score, copy.deepcopy(model.encoder.state_dict()),
                         {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()})
         _, enc_state, heads_state = best
-        selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
+        group = GroupOutcome(enc_state, heads_state, restarts,
+                             max(range(len(restarts)), key=lambda i: restarts[i].score), tasks)
         model = self.fresh_model(enc_state)
         self.add_heads(model, refs, heads_state, stage.dropout)
-        self.write_group_outputs(model, stage, refs, out_dir, restarts, selected, is_final)
-        return enc_state, heads_state, restarts, selected
+        self.write_group_outputs(model, stage, group, out_dir, is_final)
+        return group
 
-    def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, refs: list[TaskRef], out_dir: Path,
-                            restarts: list[RestartResult], selected: int, is_final: bool) -> None:
-        heads = {}
-        for ref in refs:
-            task = get_task(ref.name)
-            name = head_name(ref, task)
-            heads[name] = {"kind": task.kind.value, "num_outputs": task.num_classes, "task": task.name}
-            data = self.rt.splits(task)
-            dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
-            for split in dev_names:
-                self.write_predictions(model, name, task, data, split, out_dir / "predictions" / f"{task.name}-{split}.tsv")
+    def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, group: "GroupOutcome", out_dir: Path,
+                            is_final: bool) -> None:
+        """Dev predictions, test submission files (targets only), the checkpoint and the metrics."""
+        for st in group.tasks:
+            for split_name, split in st.dev.items():
+                self.write_predictions(model, st, split, out_dir / "predictions" / f"{st.task.name}-{split_name}.tsv")
             if is_final and stage.predict_test:
-                self.write_test(model, name, task, data, out_dir / "submission")
+                self.write_test(model, st.head, st.task, out_dir / "submission")
+        heads = {st.head: {"kind": st.task.kind.value, "num_outputs": st.task.num_classes, "task": st.task.name}
+                 for st in group.tasks}
         save_torch(out_dir / "checkpoint.pt", {
             "encoder": self.cfg.encoder.name, "max_length": self.cfg.max_length, "heads": heads,
             "state_dict": model.state_dict(),
         })
-        write_json(out_dir / "metrics.json", {"stage": stage.name, "selected_restart": selected,
-                                               "restarts": [asdict(r) for r in restarts]})
+        write_json(out_dir / "metrics.json", {"stage": stage.name, "selected_restart": group.selected,
+                                               "restarts": [asdict(r) for r in group.restarts]})
 
-    def write_predictions(self, model, head: str, task: Task, data: TaskSplits, split: str, path: Path) -> None:
-        tokenized = data.get(split)
-        preds = self.rt.predict(model, head, task, split)
+    def write_predictions(self, model, st: StageTask, split: TokenizedSplit, path: Path) -> None:
+        preds = predict(model, st.head, split, EVAL_BATCH_SIZE, self.rt.pad_id, self.rt.device, self.rt.precision)
         rows = ["uid\tprediction\tlabel"] + [
-            f"{uid}\t{format_prediction(task, p)}\t{format_prediction(task, l)}"
-            for uid, p, l in zip(tokenized.uids, preds, tokenized.labels)
+            f"{uid}\t{format_prediction(st.task, p)}\t{format_prediction(st.task, l)}"
+            for uid, p, l in zip(split.uids, preds, split.labels)
         ]
         write_text(path, "\n".join(rows) + "\n")
 
-    def write_test(self, model, head: str, task: Task, data: TaskSplits, out_dir: Path) -> None:
-        for split, _ in task.submission_files.items():
+    def write_test(self, model, head: str, task: Task, out_dir: Path) -> None:
+        for split in task.submission_files:
             if not self.rt.has_file(task, split):
                 log.info("no %s file for %s; skipping its submission file", split, task.name)
                 continue
-            write_submission(task, split, data.get(split).uids, self.rt.predict(model, head, task, split), out_dir)
+            preds = self.rt.predict(model, head, task, split)
+            write_submission(task, split, self.rt.splits(task).get(split).uids, preds, out_dir)
 
     def diagnostic(self, model: MultiTaskModel, head: str, task: Task) -> dict:
         """AX (GLUE diagnostic) R3, overall and per coarse category, from a 3-class NLI head."""
@@ -261,50 +259,56 @@ class ExperimentRunner:
                     out_dir = self.run_dir / slug(" ".join(key[:-1]) or "pretrained") / slug(stage.name)
                     if stage.separate:
                         out_dir = out_dir / slug(refs[0].name)
-                    enc_state, head_states, restarts, selected = self.run_group(
-                        stage, refs, encoder_state, kept, out_dir, is_final)
+                    group = self.run_group(stage, refs, encoder_state, kept, out_dir, is_final)
                     if not stage.separate:
-                        memo[key] = (enc_state, head_states)
+                        memo[key] = (group.encoder_state, group.head_states)
                     if is_final:
-                        targets.extend(self.target_results(label, stage, refs, restarts, selected, enc_state,
-                                                           head_states))
+                        targets.extend(self.target_results(label, stage, group))
         return ExperimentResult(self.cfg.name, self.run_dir, targets, time.perf_counter() - started)
 
-    def target_results(self, label: str, stage: StageConfig, refs: list[TaskRef], restarts: list[RestartResult],
-                       selected: int, enc_state: dict, head_states: dict) -> list[TargetResult]:
+    def target_results(self, label: str, stage: StageConfig, group: "GroupOutcome") -> list[TargetResult]:
         out = []
-        for ref in refs:
-            task = get_task(ref.name)
-            majority = self.majority_metrics(task, ref)
+        for st in group.tasks:
+            task = st.task
+            majority = self.majority_metrics(st)
             majority_score = glue_metrics.task_score(majority) if majority else None
-            scores = [r.scores[task.name] for r in restarts]
+            scores = [r.scores[task.name] for r in group.restarts]
             degenerate = sum(glue_metrics.is_degenerate(task, s, majority_score) for s in scores)
-            metrics = restarts[selected].metrics[task.name]
+            metrics = group.restarts[group.selected].metrics[task.name]
             applied = False
             if majority:
                 metrics, applied = glue_metrics.apply_majority_rule(task.name, metrics, majority)
             diag = None
             if self.cfg.diagnostic and tuple(task.labels) == NLI_LABELS:
-                model = self.fresh_model(enc_state)
-                self.add_heads(model, [ref], head_states, stage.dropout)
-                diag = self.diagnostic(model, head_name(ref, task), task)
+                model = self.fresh_model(group.encoder_state)
+                self.add_heads(model, [TaskRef(name=task.name, head=st.head)], group.head_states, stage.dropout)
+                diag = self.diagnostic(model, st.head, task)
             out.append(TargetResult(label, task.name, metrics, glue_metrics.task_score(metrics), scores, degenerate,
-                                    selected, majority_score, applied, diag))
+                                    group.selected, majority_score, applied, diag))
         return out
 
-    def majority_metrics(self, task: Task, ref: TaskRef) -> dict[str, float] | None:
-        """Metrics of always predicting the training majority class (classification only)."""
-        if task.kind is not HeadKind.CLASSIFICATION:
+    def majority_metrics(self, st: StageTask) -> dict[str, float] | None:
+        """Dev metrics of always predicting the training majority class (classification only)."""
+        if st.task.kind is not HeadKind.CLASSIFICATION:
             return None
-        data = self.rt.splits(task)
-        train_labels = np.asarray(data.concatenated(ref.train_splits).labels)
+        train_labels = np.asarray(st.train.labels)
         index = glue_metrics.majority_class(train_labels[train_labels >= 0])
-        dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
         combined: dict[str, float] = {}
-        for split in dev_names:
-            values = glue_metrics.majority_metrics(task, index, np.asarray(data.get(split).labels))
-            combined.update(values if len(dev_names) == 1 else glue_metrics.prefixed(split, values))
+        for split_name, split in st.dev.items():
+            values = glue_metrics.majority_metrics(st.task, index, np.asarray(split.labels))
+            combined.update(values if len(st.dev) == 1 else glue_metrics.prefixed(split_name, values))
         return combined
+
+
+@dataclass
+class GroupOutcome:
+    """The selected restart's weights, every restart's result, and the data the group trained on."""
+
+    encoder_state: dict
+    head_states: dict
+    restarts: list[RestartResult]
+    selected: int
+    tasks: list[StageTask]
 
 
 def head_name(ref: TaskRef, task: Task) -> str:

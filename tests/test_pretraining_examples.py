@@ -136,8 +136,7 @@ def test_real_fake_swaps_exactly_k_pairs_of_words(rng):
     for pairs in (2, 3, 4):
         fake = perturb.swap_words(ids, starts, wordlike, pairs, rng)
         words_before = [tuple(w) for w in np.split(ids, np.flatnonzero(starts)[1:])]
-        # Read the fake back as words of the same sizes, in the original order of sizes
-        # would be wrong after a swap, so regroup by the swapped word starts instead.
+        # Regroup the fake at the first pieces of the original words (all ids are unique).
         words_after = [tuple(w) for w in np.split(fake, np.flatnonzero(np.isin(fake, [w[0] for w in words_before]))[1:])]
         assert sorted(words_after) == sorted(words_before)  # same words, pieces kept together
         moved = [i for i, (x, y) in enumerate(zip(words_before, words_after)) if x != y]
