@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import logging
 import os
 import sys
@@ -58,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     table = render(result.targets)
     write_json(run_dir / "results.json", {
         "experiment": cfg.name, "config_hash": cfg.fingerprint(), "seconds": result.seconds,
-        "targets": [dict(vars(t), summary=t.summary) for t in result.targets],
+        "targets": [dict(asdict(t), restart_scores=t.restart_scores, summary=t.summary) for t in result.targets],
     })
     write_text(run_dir / "results.md", table)
     print(table)
@@ -104,6 +105,57 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def study_dir_of(target: str, output_dir: str | None = None) -> Path:
+    """A study directory from an explicit path, or runs/<study name> for a study file."""
+    if output_dir:
+        return Path(output_dir)
+    path = Path(target)
+    if path.is_dir():
+        return path
+    from taskmix.study.grid import load_study
+
+    return Path("runs") / load_study(path).name
+
+
+def cmd_study_run(args: argparse.Namespace) -> int:
+    from taskmix.study.grid import load_study
+    from taskmix.study.runner import StudyRunner
+
+    spec = load_study(Path(args.study))
+    study_dir = study_dir_of(args.study, args.output_dir)
+    setup_logging(study_dir / "log.txt")
+    runner = StudyRunner(spec, study_dir, data_dir_arg(args.data_dir), Path(args.study).resolve().parent,
+                         progress=not args.no_progress)
+    summary = runner.run()
+    log.info("study '%s' in %s: %s", spec.name, study_dir, ", ".join(f"{k} {v}" for k, v in summary.items()))
+    return 1 if summary.get("failed") else 0
+
+
+def cmd_study_status(args: argparse.Namespace) -> int:
+    from taskmix.study.store import ResultsStore
+
+    study_dir = study_dir_of(args.study)
+    if not (study_dir / "results.sqlite").exists():
+        raise TaskmixError(f"{study_dir}: no study results here (expected results.sqlite)")
+    with ResultsStore(study_dir) as store:
+        print("| cell | status | fields | error |")
+        print("|---|---|---|---|")
+        for cell in store.cells():
+            error = (cell.get("error") or "").strip().splitlines()[-1:] or [""]
+            print(f"| {cell['cell_id']} | {cell['status']} | {cell['fields']} | {error[0]} |")
+        print()
+        print(", ".join(f"{k}: {v}" for k, v in store.status_summary().items()))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from taskmix.study.report import write_report
+
+    markdown, html = write_report(Path(args.study_dir), args.baseline)
+    print(f"wrote {markdown} and {html}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskmix", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data-dir")
     evaluate.add_argument("--output-dir", help="also write test-set submission files here")
     evaluate.set_defaults(func=cmd_evaluate)
+    study = sub.add_parser("study", help="run a grid of experiments, or show its status")
+    study_sub = study.add_subparsers(dest="study_command", required=True)
+    study_run = study_sub.add_parser("run", help="run every unfinished cell of a study file")
+    study_run.add_argument("study", help="study YAML")
+    study_run.add_argument("--data-dir")
+    study_run.add_argument("--output-dir", help="study directory (default: runs/<study name>)")
+    study_run.add_argument("--no-progress", action="store_true")
+    study_run.set_defaults(func=cmd_study_run)
+    study_status = study_sub.add_parser("status", help="show which cells are done, running or failed")
+    study_status.add_argument("study", help="study directory or study YAML")
+    study_status.set_defaults(func=cmd_study_status)
+
+    report = sub.add_parser("report", help="write the Markdown and HTML report of a study directory")
+    report.add_argument("study_dir")
+    report.add_argument("--baseline", help="row (pipeline) to compute deltas against, e.g. 'minilm'")
+    report.set_defaults(func=cmd_report)
     return parser
 
 

@@ -34,8 +34,18 @@ class TaskRef(Strict):
     head: str | None = Field(default=None, description="head name; tasks naming the same head share it")
     train_splits: list[str] = ["train"]
     dev_split: str | None = None
+    dev_holdout: int | None = Field(
+        default=None, gt=0, description="carve this many training rows out as the dev set (for tasks without one)"
+    )
     max_train_examples: int | None = Field(default=None, gt=0)
     max_dev_examples: int | None = Field(default=None, gt=0)
+
+
+    @model_validator(mode="after")
+    def _one_dev_source(self) -> "TaskRef":
+        if self.dev_split and self.dev_holdout:
+            raise ValueError("give at most one of dev_split and dev_holdout")
+        return self
 
 
 class R3FConfig(Strict):

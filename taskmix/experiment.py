@@ -11,7 +11,7 @@ import copy
 import logging
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.rundir import save_torch, write_json, write_text
+from taskmix.stage_cache import StageCache, cache_key
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task, register_task
 from taskmix.tasks.base import HeadKind, Task
@@ -33,7 +34,7 @@ from taskmix.training.stage import StageTask, StageTrainer
 from taskmix.runtime import EVAL_BATCH_SIZE, Runtime
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.predict import predict
-from taskmix.training.task_data import limit
+from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +51,42 @@ class RestartResult:
     steps: int
     seconds: float
     train_examples: int
-    degenerate: dict[str, bool] = field(default_factory=dict)
+
+
+@dataclass
+class TaskRun:
+    """One restart's result for one target task."""
+
+    restart: int
+    seed: int
+    metrics: dict[str, float]
+    score: float
+    degenerate: bool
 
 
 @dataclass
 class TargetResult:
-    """The selected (best-on-dev) result of one target task in one pipeline, with restart statistics."""
+    """The selected (best-on-dev) result of one target task in one pipeline, with every restart's result."""
 
     pipeline: str
     task: str
     metrics: dict[str, float]
     score: float
-    restart_scores: list[float]
-    degenerate_runs: int
+    runs: list[TaskRun]
     selected_restart: int
     majority_score: float | None
     majority_rule_applied: bool = False
     diagnostic: dict | None = None
 
     @property
+    def restart_scores(self) -> list[float]:
+        return [r.score for r in self.runs]
+
+    @property
     def summary(self) -> dict[str, float]:
         scores = np.array(self.restart_scores)
         return {"mean": float(scores.mean()), "std": float(scores.std()), "max": float(scores.max()),
-                "degenerate": self.degenerate_runs, "runs": len(scores)}
+                "degenerate": sum(r.degenerate for r in self.runs), "runs": len(scores)}
 
 
 @dataclass
@@ -109,8 +123,9 @@ class ExperimentRunner:
     """Holds what an experiment shares across stages: device, tokenizer, token cache, task splits."""
 
     def __init__(self, cfg: ExperimentConfig, data_dir: Path | None, output_dir: Path, config_dir: Path,
-                 progress: bool = True):
+                 progress: bool = True, stage_cache: Path | None = None):
         self.cfg = cfg
+        self.stage_cache = StageCache(stage_cache or output_dir / "stages")
         self.data_dir = data_dir
         self.run_dir = output_dir
         self.progress = progress
@@ -164,19 +179,53 @@ class ExperimentRunner:
         for ref in refs:
             task = get_task(ref.name)
             data = self.rt.splits(task)
-            train = limit(data.concatenated(ref.train_splits), ref.max_train_examples or stage.max_train_examples, rng)
-            dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
-            dev = {s: limit(data.get(s), ref.max_dev_examples or stage.max_dev_examples, np.random.default_rng(0))
-                   for s in dev_names}
+            pool = data.concatenated(ref.train_splits)
+            dev_limit = ref.max_dev_examples or stage.max_dev_examples
+            if ref.dev_holdout:
+                pool, held_out = hold_out(pool, ref.dev_holdout, task.name)
+                dev = {HOLDOUT_SPLIT: limit(held_out, dev_limit, np.random.default_rng(0))}
+            else:
+                dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
+                dev = {s: limit(data.get(s), dev_limit, np.random.default_rng(0)) for s in dev_names}
+            train = limit(pool, ref.max_train_examples or stage.max_train_examples, rng)
             out.append(StageTask(task=task, head=head_name(ref, task), train=train, dev=dev))
         return out
 
+    def group_key(self, prefix: list[StageConfig], stage: StageConfig, refs: list[TaskRef]) -> str:
+        cfg = self.cfg
+        return cache_key({
+            "encoder": cfg.encoder.model_dump(mode="json"), "seed": cfg.seed, "max_length": cfg.max_length,
+            "precision": self.rt.precision, "custom_tasks": [t.model_dump(mode="json") for t in cfg.custom_tasks],
+            "prefix": [s.model_dump(mode="json") for s in prefix], "stage": stage.model_dump(mode="json"),
+            "tasks": [r.model_dump(mode="json") for r in refs],
+        })
+
     def run_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None, kept_heads: dict,
-                  out_dir: Path, is_final: bool) -> "GroupOutcome":
-        """Train `refs` with restarts and keep the best restart on dev (seed 002)."""
-        best: tuple[float, dict, dict] | None = None
-        restarts: list[RestartResult] = []
-        for r in range(stage.restarts):
+                  out_dir: Path, is_final: bool, key: str) -> "GroupOutcome":
+        """Train `refs` with restarts and keep the best restart on dev (seed 002), unless already cached."""
+        cached = self.stage_cache.load(key)
+        if cached is not None:
+            enc_state, heads_state, restarts_raw, selected = cached
+            log.info("stage '%s' %s: reusing the finished result %s", stage.name, [t.name for t in refs], key)
+            restarts = [RestartResult(**r) for r in restarts_raw]
+            tasks = self.stage_tasks(refs, stage, np.random.default_rng(restarts[selected].seed))
+            group = GroupOutcome(enc_state, heads_state, restarts, selected, tasks)
+        else:
+            group = self.train_group(stage, refs, encoder_state, kept_heads, key)
+            self.stage_cache.store(key, group.encoder_state, group.head_states,
+                                   [asdict(r) for r in group.restarts], group.selected)
+        model = self.fresh_model(group.encoder_state)
+        self.add_heads(model, refs, group.head_states, stage.dropout)
+        self.write_group_outputs(model, stage, group, out_dir, is_final)
+        return group
+
+    def train_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None,
+                    kept_heads: dict, key: str) -> "GroupOutcome":
+        """Run the restarts; finished restarts and the running one's checkpoint survive interruption."""
+        partial = self.stage_cache.partial(key)
+        restarts: list[RestartResult] = [RestartResult(**r) for r in partial["restarts"]] if partial else []
+        best: tuple[float, dict, dict] | None = partial["best"] if partial else None
+        for r in range(len(restarts), stage.restarts):
             seed = restart_seed(self.cfg.seed, r)
             tasks = self.stage_tasks(refs, stage, np.random.default_rng(seed))
             model = self.fresh_model(encoder_state)
@@ -184,20 +233,19 @@ class ExperimentRunner:
             self.add_heads(model, refs, kept_heads, stage.dropout)
             log.info("stage '%s' %s restart %d/%d (seed %d): %s", stage.name, [t.name for t in refs], r + 1,
                      stage.restarts, seed, ", ".join(f"{t.task.name}={len(t.train)} train" for t in tasks))
-            outcome = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
-                                   pad_id=self.rt.pad_id, progress=self.progress).train()
+            trainer = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
+                                   pad_id=self.rt.pad_id, progress=self.progress)
+            outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
             restarts.append(RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
                                           outcome.steps, outcome.seconds, outcome.train_examples))
             if best is None or outcome.best.score > best[0]:
                 best = (outcome.best.score, copy.deepcopy(model.encoder.state_dict()),
                         {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()})
+            self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
         _, enc_state, heads_state = best
-        group = GroupOutcome(enc_state, heads_state, restarts,
-                             max(range(len(restarts)), key=lambda i: restarts[i].score), tasks)
-        model = self.fresh_model(enc_state)
-        self.add_heads(model, refs, heads_state, stage.dropout)
-        self.write_group_outputs(model, stage, group, out_dir, is_final)
-        return group
+        selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
+        tasks = self.stage_tasks(refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))
+        return GroupOutcome(enc_state, heads_state, restarts, selected, tasks)
 
     def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, group: "GroupOutcome", out_dir: Path,
                             is_final: bool) -> None:
@@ -259,7 +307,8 @@ class ExperimentRunner:
                     out_dir = self.run_dir / slug(" ".join(key[:-1]) or "pretrained") / slug(stage.name)
                     if stage.separate:
                         out_dir = out_dir / slug(refs[0].name)
-                    group = self.run_group(stage, refs, encoder_state, kept, out_dir, is_final)
+                    key_hash = self.group_key(stages[:depth], stage, refs)
+                    group = self.run_group(stage, refs, encoder_state, kept, out_dir, is_final, key_hash)
                     if not stage.separate:
                         memo[key] = (group.encoder_state, group.head_states)
                     if is_final:
@@ -272,8 +321,9 @@ class ExperimentRunner:
             task = st.task
             majority = self.majority_metrics(st)
             majority_score = glue_metrics.task_score(majority) if majority else None
-            scores = [r.scores[task.name] for r in group.restarts]
-            degenerate = sum(glue_metrics.is_degenerate(task, s, majority_score) for s in scores)
+            runs = [TaskRun(r.restart, r.seed, r.metrics[task.name], r.scores[task.name],
+                            glue_metrics.is_degenerate(task, r.scores[task.name], majority_score))
+                    for r in group.restarts]
             metrics = group.restarts[group.selected].metrics[task.name]
             applied = False
             if majority:
@@ -283,7 +333,7 @@ class ExperimentRunner:
                 model = self.fresh_model(group.encoder_state)
                 self.add_heads(model, [TaskRef(name=task.name, head=st.head)], group.head_states, stage.dropout)
                 diag = self.diagnostic(model, st.head, task)
-            out.append(TargetResult(label, task.name, metrics, glue_metrics.task_score(metrics), scores, degenerate,
+            out.append(TargetResult(label, task.name, metrics, glue_metrics.task_score(metrics), runs,
                                     group.selected, majority_score, applied, diag))
         return out
 

@@ -36,11 +36,40 @@ def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def endless_batches(split: TokenizedSplit, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
-    """Training batches of one task forever, reshuffled at every pass."""
-    lengths = split.lengths
-    while True:
-        yield from length_grouped_batches(lengths, batch_size, rng)
+class BatchStream:
+    """Training batches of one task forever, reshuffled at every pass, with a resumable position.
+
+    The state is the generator state at the start of the current pass plus the position in
+    it, so a resumed run regenerates the same pass and continues at the same batch.
+    """
+
+    def __init__(self, split: TokenizedSplit, batch_size: int, seed: int):
+        self.lengths = split.lengths
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self._new_pass()
+
+    def _new_pass(self) -> None:
+        self.pass_start = self.rng.bit_generator.state
+        self.batches = length_grouped_batches(self.lengths, self.batch_size, self.rng)
+        self.position = 0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self.position == len(self.batches):
+            self._new_pass()
+        self.position += 1
+        return self.batches[self.position - 1]
+
+    def state_dict(self) -> dict:
+        return {"pass_start": self.pass_start, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["pass_start"]
+        self._new_pass()
+        self.position = state["position"]
 
 
 def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:

@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,7 +22,8 @@ from taskmix.config import StageConfig
 from taskmix.mixture import MixtureConfig, build_schedule, loss_weights
 from taskmix.models.model import MultiTaskModel
 from taskmix.tasks.base import Task
-from taskmix.training.batching import collate, endless_batches, to_device
+from taskmix.training.batching import BatchStream, collate, to_device
+from taskmix.rundir import save_torch
 from taskmix.training.device import autocast, build_adamw, grad_scaler
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.predict import predict
@@ -155,14 +157,14 @@ class StageTrainer:
             self.model, list(self.tasks.values()), self.eval_batch_size, self.pad_id, self.device, self.precision
         )
 
-    def _step_losses(self, names: list[str], batches, weights, reduction: str, scale: float, schedule) -> float:
+    def _step_losses(self, names: list[str], streams, weights, reduction: str, scale: float, schedule) -> float:
         """Forward and backward every sub-batch of one step; returns the summed loss for logging."""
         total = 0.0
         divisor = len(names) if reduction == "mean" else 1
         r3f = self.cfg.r3f
         for name in names:
             st = self.tasks[name]
-            batch = to_device(collate(st.train, next(batches[name]), self.pad_id), self.device)
+            batch = to_device(collate(st.train, next(streams[name]), self.pad_id), self.device)
             with autocast(self.device, self.precision):
                 if r3f is not None:
                     logits, extra = r3f_forward(self.model, st.head, batch, r3f.weight, r3f.sigma, r3f.noise)
@@ -175,10 +177,15 @@ class StageTrainer:
             schedule.record(name, int(batch["attention_mask"].sum()))
         return total
 
-    def train(self) -> StageOutcome:
+    def train(self, checkpoint: Path | None = None) -> StageOutcome:
+        """Train to the step limit or a stopping rule; with `checkpoint`, save at every validation and resume.
+
+        The checkpoint holds everything that decides the rest of training (weights, optimizer,
+        scheduler, data position, mixture schedule, RNG, best-so-far state), so a resumed stage
+        ends exactly where an uninterrupted one would.
+        """
         cfg = self.cfg
         torch.manual_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
         sizes = self._sizes()
         total_steps = self.total_steps(sub_batches_per_step(cfg.mixture, len(sizes)))
         schedule = build_schedule(cfg.mixture, task_sizes=sizes, seed=self.seed, total_steps=total_steps,
@@ -186,33 +193,32 @@ class StageTrainer:
         weights = loss_weights(
             cfg.mixture, task_sizes=sizes, num_classes={n: st.task.num_classes for n, st in self.tasks.items()}
         )
-        batches = {n: endless_batches(st.train, cfg.batch_size, rng) for n, st in self.tasks.items()}
+        streams = {n: BatchStream(st.train, cfg.batch_size, self.seed + 7919 * i)
+                   for i, (n, st) in enumerate(self.tasks.items())}
         steps_per_epoch = math.ceil(total_steps / cfg.max_epochs) if not cfg.max_steps else total_steps
         interval = self.validation_interval(steps_per_epoch)
 
         optimizer = build_adamw(
             parameter_groups(self.model, cfg.weight_decay), cfg.lr, cfg.weight_decay, cfg.optimizer == "amsgrad", self.device
         )
-        lr_factor = linear_warmup_decay(total_steps, cfg.warmup) if cfg.scheduler == "linear" else (lambda s: 1.0)
+        lr_factor = linear_warmup_decay(total_steps, cfg.warmup) if cfg.scheduler == "linear" else constant_factor
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
         scaler = grad_scaler(self.device, self.precision)
+        progress = Progress()
+        if checkpoint is not None and checkpoint.exists():
+            progress = self._resume(checkpoint, optimizer, scheduler, scaler, schedule, streams)
+            log.info("resuming stage at step %d/%d", progress.step, total_steps)
 
-        best: Evaluation | None = None
-        best_state: dict[str, torch.Tensor] | None = None
-        history: list[dict] = []
-        since_best = 0
-        since_decay = 0
-        step = 0
-        started = time.perf_counter()
+        started = time.perf_counter() - progress.seconds
         self.model.train()
-        bar = tqdm(total=total_steps, desc=f"{'+'.join(self.tasks)}", disable=not self.progress, leave=False, mininterval=1.0)
-        running = 0.0
-        while step < total_steps and not schedule.finished:
+        bar = tqdm(total=total_steps, initial=progress.step, desc=f"{'+'.join(self.tasks)}",
+                   disable=not self.progress, leave=False, mininterval=1.0)
+        while progress.step < total_steps and not schedule.finished and not progress.stopped:
             optimizer.zero_grad(set_to_none=True)
             loss = 0.0
             for _ in range(cfg.grad_accumulation):
                 loss += self._step_losses(
-                    schedule.next_step(), batches, weights, schedule.reduction, scaler.scale if scaler else None, schedule
+                    schedule.next_step(), streams, weights, schedule.reduction, scaler.scale if scaler else None, schedule
                 )
             if scaler:
                 scaler.unscale_(optimizer)
@@ -224,42 +230,92 @@ class StageTrainer:
             else:
                 optimizer.step()
             scheduler.step()
-            step += 1
-            running = 0.98 * running + 0.02 * loss if step > 1 else loss
+            progress.step += 1
+            progress.loss = 0.98 * progress.loss + 0.02 * loss if progress.step > 1 else loss
             bar.update(1)
-            bar.set_postfix(loss=f"{running:.3f}", refresh=False)
-
-            if step % interval == 0 or step == total_steps or schedule.finished:
-                current = self.evaluate()
-                self.model.train()
-                history.append({"step": step, "score": current.score, "scores": current.scores, "loss": running,
-                                "lr": optimizer.param_groups[0]["lr"]})
-                log.info("step %d: dev %s (mixture score %.4f)", step,
-                         ", ".join(f"{k}={v:.4f}" for k, v in current.scores.items()), current.score)
-                if best is None or current.score > best.score:
-                    best, since_best, since_decay = current, 0, 0
-                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-                else:
-                    since_best += 1
-                    since_decay += 1
-                if cfg.patience is not None and since_best > cfg.patience:
-                    log.info("early stopping after %d checks without improvement", since_best)
-                    break
-                if cfg.scheduler == "plateau" and since_decay > cfg.lr_decay_patience:
-                    since_decay = 0
-                    for group in optimizer.param_groups:
-                        group["lr"] *= cfg.lr_decay_factor
-                    scheduler.base_lrs = [g["lr"] for g in optimizer.param_groups]
-                    if optimizer.param_groups[0]["lr"] < cfg.min_lr:
-                        log.info("stopping: learning rate fell below %g", cfg.min_lr)
-                        break
+            bar.set_postfix(loss=f"{progress.loss:.3f}", refresh=False)
+            if progress.step % interval == 0 or progress.step == total_steps or schedule.finished:
+                self._validate(progress, optimizer, scheduler)
+                if checkpoint is not None:
+                    progress.seconds = time.perf_counter() - started
+                    self._save(checkpoint, progress, optimizer, scheduler, scaler, schedule, streams)
         bar.close()
-        if best_state is not None:
-            self.model.load_state_dict(best_state)
+        if progress.best_state is not None:
+            self.model.load_state_dict(progress.best_state)
         return StageOutcome(
-            best=best if best is not None else self.evaluate(),
-            steps=step,
+            best=progress.best if progress.best is not None else self.evaluate(),
+            steps=progress.step,
             seconds=time.perf_counter() - started,
             train_examples=sum(sizes.values()),
-            history=history,
+            history=progress.history,
         )
+
+    def _validate(self, progress: "Progress", optimizer, scheduler) -> None:
+        """Evaluate, keep the best state, and apply early stopping and LR-on-plateau (seed 000 App. B)."""
+        cfg = self.cfg
+        current = self.evaluate()
+        self.model.train()
+        progress.history.append({"step": progress.step, "score": current.score, "scores": current.scores,
+                                 "loss": progress.loss, "lr": optimizer.param_groups[0]["lr"]})
+        log.info("step %d: dev %s (mixture score %.4f)", progress.step,
+                 ", ".join(f"{k}={v:.4f}" for k, v in current.scores.items()), current.score)
+        if progress.best is None or current.score > progress.best.score:
+            progress.best, progress.since_best, progress.since_decay = current, 0, 0
+            progress.best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            return
+        progress.since_best += 1
+        progress.since_decay += 1
+        if cfg.patience is not None and progress.since_best > cfg.patience:
+            log.info("early stopping after %d checks without improvement", progress.since_best)
+            progress.stopped = True
+        if cfg.scheduler == "plateau" and progress.since_decay > cfg.lr_decay_patience:
+            progress.since_decay = 0
+            for group in optimizer.param_groups:
+                group["lr"] *= cfg.lr_decay_factor
+            scheduler.base_lrs = [g["lr"] for g in optimizer.param_groups]
+            if optimizer.param_groups[0]["lr"] < cfg.min_lr:
+                log.info("stopping: learning rate fell below %g", cfg.min_lr)
+                progress.stopped = True
+
+    def _save(self, path: Path, progress: "Progress", optimizer, scheduler, scaler, schedule, streams) -> None:
+        save_torch(path, {
+            "progress": progress, "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
+            "schedule": schedule.state_dict(), "streams": {n: s.state_dict() for n, s in streams.items()},
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        })
+
+    def _resume(self, path: Path, optimizer, scheduler, scaler, schedule, streams) -> "Progress":
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        self.model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        if scaler and saved["scaler"]:
+            scaler.load_state_dict(saved["scaler"])
+        schedule.load_state_dict(saved["schedule"])
+        for name, state in saved["streams"].items():
+            streams[name].load_state_dict(state)
+        torch.set_rng_state(saved["torch_rng"])
+        if saved["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        return saved["progress"]
+
+
+def constant_factor(step: int) -> float:
+    return 1.0
+
+
+@dataclass
+class Progress:
+    """Training-loop state that must survive an interruption."""
+
+    step: int = 0
+    loss: float = 0.0
+    seconds: float = 0.0
+    best: Evaluation | None = None
+    best_state: dict | None = None
+    since_best: int = 0
+    since_decay: int = 0
+    stopped: bool = False
+    history: list[dict] = field(default_factory=list)

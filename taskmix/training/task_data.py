@@ -67,3 +67,14 @@ def limit(split: TokenizedSplit, max_examples: int | None, rng: np.random.Genera
     if max_examples is None or len(split) <= max_examples:
         return split
     return split.subset(np.sort(rng.choice(len(split), size=max_examples, replace=False)))
+
+
+HOLDOUT_SPLIT = "holdout"
+
+
+def hold_out(split: TokenizedSplit, size: int, task_name: str) -> tuple[TokenizedSplit, TokenizedSplit]:
+    """Split off a fixed random dev set (the same rows for every seed) from training rows."""
+    if size >= len(split):
+        raise ConfigError(f"task '{task_name}': dev_holdout {size} leaves no training rows (only {len(split)})")
+    order = np.random.default_rng(0).permutation(len(split))
+    return split.subset(np.sort(order[size:])), split.subset(np.sort(order[:size]))

@@ -1,0 +1,101 @@
+"""A tiny study through the CLI: grid expansion, shared intermediate stages, SIGKILL mid-stage and resume."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+from taskmix.cli import main
+
+TINY = {"batch_size": 8, "max_train_examples": 48, "max_dev_examples": 32, "predict_test": False}
+
+STUDY = {
+    "name": "tiny",
+    "base": {
+        "stages": [
+            {"name": "intermediate", "tasks": [{"name": "snli", "train_splits": ["dev"], "dev_split": "test"}],
+             "max_steps": 4, "validate_every": 2, **TINY},
+            {"name": "target", "tasks": ["rte"], "separate": True, "restarts": 2, "max_steps": 10,
+             "validate_every": 2, **TINY},
+        ]
+    },
+    "axes": {"intermediate": {"stage": "intermediate", "values": {"none": None, "snli": {}}}},
+    "grid": {"intermediate": ["none", "snli"], "seed": [1, 2]},
+}
+
+
+def write_study(tmp_path: Path) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(STUDY))
+    return path
+
+
+def rows(study_dir: Path) -> dict[tuple, float]:
+    with sqlite3.connect(study_dir / "results.sqlite") as db:
+        return {(c, t, r): s for c, t, r, s in db.execute("SELECT cell_id, task, restart, score FROM results")}
+
+
+def finished_times(study_dir: Path) -> dict[str, str]:
+    with sqlite3.connect(study_dir / "results.sqlite") as db:
+        return dict(db.execute("SELECT cell_id, finished FROM cells WHERE status = 'done'"))
+
+
+def command(study: Path, out: Path, data_dir: Path) -> list[str]:
+    return [sys.executable, "-m", "taskmix", "study", "run", str(study), "--output-dir", str(out),
+            "--data-dir", str(data_dir), "--no-progress"]
+
+
+def test_study_runs_every_cell_and_trains_shared_stages_once(tmp_path, data_dir, capsys):
+    study = write_study(tmp_path)
+    out = tmp_path / "study"
+    assert main(["study", "run", str(study), "--output-dir", str(out), "--data-dir", str(data_dir),
+                 "--no-progress"]) == 0
+    stored = rows(out)
+    assert len(stored) == 4 * 2  # 4 cells x 2 restarts of one target task
+    # one intermediate stage per seed, one target group per cell
+    cached = [p for p in (out / "stages").iterdir() if (p / "result.json").exists()]
+    assert len(cached) == 2 + 4
+    assert main(["study", "status", str(out)]) == 0
+    assert "done: 4" in capsys.readouterr().out
+    # rerunning finished work does nothing
+    before = finished_times(out)
+    assert main(["study", "run", str(study), "--output-dir", str(out), "--data-dir", str(data_dir),
+                 "--no-progress"]) == 0
+    assert finished_times(out) == before
+    assert main(["report", str(out), "--baseline", "minilm"]) == 0
+    html = (out / "report.html").read_text()
+    assert "minilm → snli" in html and "<table" in html
+
+
+def test_sigkill_mid_stage_then_resume_matches_uninterrupted_run(tmp_path, data_dir):
+    study = write_study(tmp_path)
+    reference = tmp_path / "reference"
+    subprocess.run(command(study, reference, data_dir), check=True, capture_output=True)
+
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen(command(study, out, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        # kill once a target restart has a mid-stage checkpoint and some cell is already done
+        mid_stage = list((out / "stages").glob("*/restart-*.pt")) if (out / "stages").exists() else []
+        if mid_stage and (out / "results.sqlite").exists() and finished_times(out):
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert list((out / "stages").glob("*/restart-*.pt")), "the run was not interrupted mid-stage"
+    done_before = finished_times(out)
+    assert 0 < len(done_before) < 4
+
+    resumed = subprocess.run(command(study, out, data_dir), check=True, capture_output=True, text=True)
+    assert "resuming stage at step" in resumed.stderr
+    after = finished_times(out)
+    assert {c: after[c] for c in done_before} == done_before  # finished cells were not rerun
+    assert rows(out) == rows(reference)  # same metrics as the uninterrupted run, one row per cell/task/restart
