@@ -85,6 +85,9 @@ METRICS: Mapping[str, MetricFn] = {
 # they can be averaged with higher-is-better ones (seed 000, Appendix B: c = 250 for
 # perplexity, tuned by the authors).
 LOWER_IS_BETTER: Mapping[str, float] = {"perplexity": 250.0}
+# Lower-is-better metrics without a tuned scale (pretraining dev MSE and cross-entropy) are
+# negated, so validation still prefers lower values.
+NEGATED = frozenset({"mse", "cross_entropy"})
 
 # A classification run is degenerate when it does not beat always predicting the majority
 # class by more than one point (on the 0..100 scale).  One point is about three examples of
@@ -152,11 +155,15 @@ def glue_score(task_scores: Mapping[str, float]) -> float:
 
 
 def validation_value(metric_name: str, value: float) -> float:
-    """A metric as a higher-is-better number: 1 - value / c for lower-is-better metrics.
+    """A metric as a higher-is-better number: 1 - value / c for scaled lower-is-better metrics,
+    -value for the other lower-is-better ones.
 
     `metric_name` may carry a split prefix ("dev/perplexity").
     """
-    scale = LOWER_IS_BETTER.get(metric_name.rpartition("/")[2])
+    name = metric_name.rpartition("/")[2]
+    if name in NEGATED:
+        return -value
+    scale = LOWER_IS_BETTER.get(name)
     return value if scale is None else 1.0 - value / scale
 
 

@@ -33,7 +33,7 @@ def r3f_forward(
     model: MultiTaskModel, head_name: str, batch: dict[str, torch.Tensor], weight: float, sigma: float, kind: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Clean logits and the weighted R3F term (zero for heads without a categorical output)."""
-    embeds = model.encoder.input_embeddings()(batch["input_ids"])
+    embeds = model.embed(batch)
     logits = model(head_name, batch, inputs_embeds=embeds)
     head = model.heads[head_name]
     clean = head.distribution_logits(logits)

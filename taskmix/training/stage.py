@@ -13,7 +13,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -21,27 +20,16 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
 from taskmix.mixture import MixtureConfig, build_schedule, loss_weights
 from taskmix.models.model import MultiTaskModel
-from taskmix.tasks.base import Task
-from taskmix.training.batching import BatchStream, collate, to_device
+from taskmix.training.batching import to_device
 from taskmix.rundir import save_torch
 from taskmix.training.device import autocast, build_adamw, grad_scaler
-from taskmix.training.features import TokenizedSplit
-from taskmix.training.predict import predict
 from taskmix.training.r3f import r3f_forward
+from taskmix.training.stage_task import StageTask as StageTask  # re-exported: the labelled-task StageTask
+from taskmix.training.stage_task import TrainableTask
 
 log = logging.getLogger(__name__)
 
 NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-
-
-@dataclass
-class StageTask:
-    """A task as trained in this stage: its head name, training rows and dev splits."""
-
-    task: Task
-    head: str
-    train: TokenizedSplit
-    dev: dict[str, TokenizedSplit]
 
 
 @dataclass
@@ -62,16 +50,9 @@ class StageOutcome:
     history: list[dict] = field(default_factory=list)
 
 
-def evaluate_tasks(model, tasks: list[StageTask], batch_size: int, pad_id: int, device, precision) -> Evaluation:
-    """Score every task of the stage on its dev split(s); several dev splits are prefixed by name."""
-    per_task: dict[str, dict[str, float]] = {}
-    for st in tasks:
-        combined: dict[str, float] = {}
-        for split_name, split in st.dev.items():
-            preds = predict(model, st.head, split, batch_size, pad_id, device, precision)
-            values = glue_metrics.compute_metrics(st.task, preds, np.asarray(split.labels))
-            combined.update(values if len(st.dev) == 1 else glue_metrics.prefixed(split_name, values))
-        per_task[st.task.name] = combined
+def evaluate_tasks(model, tasks: list[TrainableTask], batch_size: int, pad_id: int, device, precision) -> Evaluation:
+    """Score every task of the stage on its dev data; `mixture_validation_score` combines them."""
+    per_task = {st.name: st.evaluate(model, batch_size, pad_id, device, precision) for st in tasks}
     scores = {name: glue_metrics.task_score(m) for name, m in per_task.items()}
     return Evaluation(per_task, scores, glue_metrics.mixture_validation_score(per_task))
 
@@ -114,7 +95,7 @@ class StageTrainer:
         self,
         model: MultiTaskModel,
         cfg: StageConfig,
-        tasks: list[StageTask],
+        tasks: list[TrainableTask],
         *,
         device: torch.device,
         precision: str,
@@ -125,7 +106,7 @@ class StageTrainer:
     ):
         self.model = model
         self.cfg = cfg
-        self.tasks = {st.task.name: st for st in tasks}
+        self.tasks = {st.name: st for st in tasks}
         self.device = device
         self.precision = precision
         self.seed = seed
@@ -135,7 +116,7 @@ class StageTrainer:
 
     # -- planning -----------------------------------------------------------------------
     def _sizes(self) -> dict[str, int]:
-        return {name: len(st.train) for name, st in self.tasks.items()}
+        return {name: st.size for name, st in self.tasks.items()}
 
     def total_steps(self, sub_batches_per_step: float) -> int:
         """Optimizer steps: `max_steps`, or epochs over all tasks' training rows."""
@@ -164,7 +145,7 @@ class StageTrainer:
         r3f = self.cfg.r3f
         for name in names:
             st = self.tasks[name]
-            batch = to_device(collate(st.train, next(streams[name]), self.pad_id), self.device)
+            batch = to_device(st.to_batch(next(streams[name]), self.pad_id), self.device)
             with autocast(self.device, self.precision):
                 if r3f is not None:
                     logits, extra = r3f_forward(self.model, st.head, batch, r3f.weight, r3f.sigma, r3f.noise)
@@ -191,10 +172,9 @@ class StageTrainer:
         schedule = build_schedule(cfg.mixture, task_sizes=sizes, seed=self.seed, total_steps=total_steps,
                                   batch_size=cfg.batch_size)
         weights = loss_weights(
-            cfg.mixture, task_sizes=sizes, num_classes={n: st.task.num_classes for n, st in self.tasks.items()}
+            cfg.mixture, task_sizes=sizes, num_classes={n: st.num_outputs for n, st in self.tasks.items()}
         )
-        streams = {n: BatchStream(st.train, cfg.batch_size, self.seed + 7919 * i)
-                   for i, (n, st) in enumerate(self.tasks.items())}
+        streams = {n: st.stream(cfg.batch_size, self.seed + 7919 * i) for i, (n, st) in enumerate(self.tasks.items())}
         steps_per_epoch = math.ceil(total_steps / cfg.max_epochs) if not cfg.max_steps else total_steps
         interval = self.validation_interval(steps_per_epoch)
 
