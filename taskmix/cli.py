@@ -127,6 +127,11 @@ def cmd_study_run(args: argparse.Namespace) -> int:
     runner = StudyRunner(spec, study_dir, data_dir_arg(args.data_dir), Path(args.study).resolve().parent,
                          progress=not args.no_progress)
     summary = runner.run()
+    from taskmix.study.report import pivot_markdown
+
+    tables = pivot_markdown(study_dir)
+    if tables:
+        print(tables)
     log.info("study '%s' in %s: %s", spec.name, study_dir, ", ".join(f"{k} {v}" for k, v in summary.items()))
     return 1 if summary.get("failed") else 0
 

@@ -27,6 +27,10 @@ def _atomic(path: Path, write) -> Path:
     return path
 
 
+def write_bytes(path: Path, data: bytes) -> Path:
+    return _atomic(path, lambda h: h.write(data))
+
+
 def write_text(path: Path, text: str) -> Path:
     return _atomic(path, lambda h: h.write(text.encode("utf-8")))
 

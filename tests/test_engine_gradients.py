@@ -49,6 +49,15 @@ TRAIN_SIZES = {"pair2": 4, "nli3": 9, "sts": 16}
 
 
 # -- fixtures -----------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def single_thread() -> Iterator[None]:
+    """Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU the threads' waits dominate."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="module")
 def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A randomly initialised tiny BERT saved once per module (dropout off, so forwards are deterministic)."""

@@ -141,3 +141,29 @@ def test_base_file_is_read_relative_to_the_study_file(tmp_path: Path) -> None:
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(study))
     cells = expand(load_study(tmp_path / "study.yaml"))
     assert [c.experiment["stages"][1]["tasks"] for c in cells] == [["rte"], ["mrpc"]]
+
+
+def test_exclude_drops_matching_grid_points():
+    from taskmix.study.grid import expand, parse_study
+
+    spec = parse_study({
+        "name": "x", "base": {"stages": [{"name": "t", "tasks": ["rte"]}]},
+        "grid": {"seed": [1, 2, 3], "stages.t.lr": [1e-5, 2e-5]},
+        "exclude": [{"seed": 3, "stages.t.lr": 1e-5}, {"seed": 1}],
+    })
+    fields = [c.fields for c in expand(spec)]
+    assert fields == [{"seed": 2, "stages.t.lr": 1e-5}, {"seed": 2, "stages.t.lr": 2e-5},
+                      {"seed": 3, "stages.t.lr": 2e-5}]
+
+
+def test_exclude_rejects_unknown_keys_and_values():
+    import pytest
+
+    from taskmix.errors import ConfigError
+    from taskmix.study.grid import parse_study
+
+    base = {"name": "x", "base": {"stages": [{"name": "t", "tasks": ["rte"]}]}, "grid": {"seed": [1, 2]}}
+    with pytest.raises(ConfigError, match="not a grid key"):
+        parse_study({**base, "exclude": [{"sed": 1}]})
+    with pytest.raises(ConfigError, match="not a value of grid.seed"):
+        parse_study({**base, "exclude": [{"seed": 7}]})

@@ -11,12 +11,12 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 from scipy import stats
 
-from taskmix.study.grid import ARROW
+from taskmix.study.grid import ARROW, AVG_VALUE, TableSpec
 
 DIAGNOSTIC_TASK = "ax"
 AVG = "Avg"
@@ -257,3 +257,84 @@ def diagnostic_table(
             categories.setdefault(name)
             table[label][name].runs.append((r["seed"], 100.0 * value))
     return ["Overall", *sorted(categories)], {label: dict(cols) for label, cols in table.items()}
+
+
+_MISSING = object()  # a grid key absent from a cell's fields: equal to no value
+
+
+@dataclass
+class PivotTable:
+    """A declared table: grid values of one field × another, each a Sample (×100) over cells."""
+
+    spec: TableSpec
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[int, int], Sample]
+
+    def best_of_each(self) -> dict[int, float]:
+        """Per column index the best row mean (columns without data are left out)."""
+        best: dict[int, float] = {}
+        for (_, column), sample in self.cells.items():
+            best[column] = max(best.get(column, -math.inf), sample.mean)
+        return best
+
+
+def pivot(
+    rows: Iterable[dict[str, Any]],
+    cells: Iterable[dict[str, Any]],
+    table: TableSpec,
+    grid: Mapping[str, list[Any]],
+) -> PivotTable:
+    """Group the cells matching `table.filter` by their (rows, columns) grid values.
+
+    Each group's Sample holds one value per cell with results: its average over selected
+    target tasks, or the named task's selected score.  Rows and columns are the grid values
+    that some matching cell has, in grid order; cells whose values are no longer in the
+    grid (an edited study file) are left out, as they are not part of the declared grid.
+    """
+    values = cell_values(rows, table.value)
+    row_values, column_values = grid[table.rows], grid[table.columns]
+    groups: dict[tuple[int, int], Sample] = {}
+    for cell in cells:
+        fields = cell["fields"]
+        if any(fields.get(k, _MISSING) != v for k, v in table.filter.items()):
+            continue
+        r, c = _index(row_values, fields, table.rows), _index(column_values, fields, table.columns)
+        if r is None or c is None:
+            continue
+        sample = groups.setdefault((r, c), Sample())
+        if cell["cell_id"] in values:
+            sample.runs.append((cell["cell_id"], values[cell["cell_id"]]))
+    used_rows = sorted({r for r, _ in groups})
+    used_columns = sorted({c for _, c in groups})
+    return PivotTable(
+        spec=table,
+        rows=[value_label(row_values[r]) for r in used_rows],
+        columns=[value_label(column_values[c]) for c in used_columns],
+        cells={(used_rows.index(r), used_columns.index(c)): s for (r, c), s in groups.items() if s.runs},
+    )
+
+
+def _index(values: list[Any], fields: dict[str, Any], key: str) -> int | None:
+    """Position of a cell's value of `key` among the grid values, None when absent."""
+    value = fields.get(key, _MISSING)
+    return next((i for i, v in enumerate(values) if v == value), None)
+
+
+def cell_values(rows: Iterable[dict[str, Any]], value: str) -> dict[str, float]:
+    """cell_id -> the cell's value (×100) from its selected runs: see `TableSpec.value`."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for r in rows:
+        wanted = r["task"] != DIAGNOSTIC_TASK if value == AVG_VALUE else r["task"] == value
+        if r["is_selected"] and wanted:
+            scores[r["cell_id"]].append(100.0 * r["score"])
+    return {cell_id: float(np.mean(v)) for cell_id, v in scores.items()}
+
+
+def value_label(value: Any) -> str:
+    """A readable label for a grid value: {name: power, alpha: 0.5} -> 'power 0.5'."""
+    if isinstance(value, dict):
+        return " ".join(value_label(v) for v in value.values())
+    if isinstance(value, list):
+        return "+".join(value_label(v) for v in value)
+    return "none" if value is None else str(value)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from taskmix.errors import ConfigError
 
 ARROW = " → "
+AVG_VALUE = "avg"
 
 
 class Axis(BaseModel):
@@ -45,8 +46,26 @@ class Axis(BaseModel):
         return self
 
 
+class TableSpec(BaseModel):
+    """A pivot table of the report, as the paper's Tables 6 and 7: one grid field per axis.
+
+    `rows` and `columns` are grid keys; each table cell pools the cells of the study with
+    that pair of values (e.g. over seeds).  `value` is "avg" (a cell's mean over its
+    selected target-task scores) or a target task name; `filter` keeps only the cells
+    whose grid values equal the given ones, e.g. `{subset: glue}`.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    rows: str
+    columns: str
+    value: str = AVG_VALUE
+    filter: dict[str, Any] = {}
+
+
 class StudySpec(BaseModel):
-    """The study file: a base experiment (inline or from a file), axes and the grid."""
+    """The study file: a base experiment (inline or from a file), axes, the grid and report tables."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -55,6 +74,8 @@ class StudySpec(BaseModel):
     base_file: Path | None = None
     axes: dict[str, Axis] = {}
     grid: dict[str, list[Any]]
+    exclude: list[dict[str, Any]] = []
+    tables: list[TableSpec] = []
 
     @model_validator(mode="after")
     def _one_base(self) -> StudySpec:
@@ -68,6 +89,34 @@ class StudySpec(BaseModel):
                 unknown = [v for v in values if str(v) not in axis.values]
                 if unknown:
                     raise ValueError(f"grid.{key}: values {unknown} are not in axes.{key}.values")
+        return self
+
+    @model_validator(mode="after")
+    def _exclusions_use_grid_keys(self) -> StudySpec:
+        for i, rule in enumerate(self.exclude):
+            for key, value in rule.items():
+                if key not in self.grid:
+                    raise ValueError(f"exclude.{i}: {key!r} is not a grid key (grid keys: {', '.join(self.grid)})")
+                if value not in self.grid[key]:
+                    raise ValueError(f"exclude.{i}: {value!r} is not a value of grid.{key}")
+        return self
+
+    def excluded(self, fields: dict[str, Any]) -> bool:
+        """Whether a grid point matches every key of some `exclude` rule (so the grid need not be a full product)."""
+        return any(all(fields[k] == v for k, v in rule.items()) for rule in self.exclude)
+
+    @model_validator(mode="after")
+    def _tables_use_grid_keys(self) -> StudySpec:
+        """A misspelt key or filter value would silently give an empty table: reject it here."""
+        for i, table in enumerate(self.tables):
+            where = f"tables.{i} ({table.title})"
+            keys = [("rows", table.rows), ("columns", table.columns), *(("filter", k) for k in table.filter)]
+            for role, key in keys:
+                if key not in self.grid:
+                    raise ValueError(f"{where}: {role} {key!r} is not a grid key (grid keys: {', '.join(self.grid)})")
+            for key, value in table.filter.items():
+                if value not in self.grid[key]:
+                    raise ValueError(f"{where}: filter {key}: {value!r} is not a value of grid.{key}")
         return self
 
 
@@ -153,6 +202,8 @@ def expand(
     cells: dict[str, Cell] = {}
     for values in itertools.product(*(spec.grid[k] for k in keys)):
         fields = dict(zip(keys, values))
+        if spec.excluded(fields):
+            continue
         experiment = _build(base, spec.axes, fields)
         if validate is not None:
             try:

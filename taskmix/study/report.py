@@ -1,20 +1,25 @@
-"""The study report: GLUE tables, baseline deltas, correlations, curves, restarts, AX.
+"""The study report: GLUE tables, declared pivot tables, baseline deltas, correlations, curves, restarts, AX.
 
 `write_report` reads the store of a study directory and writes `report.md` (figures as
 PNG files in `report_files/`) and a self-contained `report.html`.  Each section that has
 no data says so in one line instead of failing, so a report can be drawn mid-study.
+The pivot tables declared under `tables:` of the study file are read from the spec saved
+in the study directory (`specfile.save_study_spec`); without it they are skipped.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
+from typing import Any
 
 from taskmix.errors import TaskmixError
+from taskmix.rundir import write_bytes, write_text
 from taskmix.study import analysis, plots
-from taskmix.study.analysis import AVG, GlueTable, Sample, size_label
+from taskmix.study.analysis import AVG, GlueTable, PivotTable, Sample, size_label
 from taskmix.study.document import Block, Figure, Heading, Paragraph, Table, Text, to_html, to_markdown
+from taskmix.study.grid import AVG_VALUE, StudySpec
+from taskmix.study.specfile import load_study_spec
 from taskmix.study.store import STORE_FILE, ResultsStore
 
 FIGURE_DIR = "report_files"
@@ -29,29 +34,32 @@ def write_report(study_dir: str | Path, baseline: str | None = None) -> tuple[Pa
     study_dir = Path(study_dir)
     if not (study_dir / STORE_FILE).is_file():
         raise TaskmixError(f"{study_dir}: no {STORE_FILE}; run the study first")
+    study = load_study_spec(study_dir)
     with ResultsStore(study_dir) as store:
         studies = sorted({c["study"] for c in store.cells()})
         title = f"Study report: {', '.join(studies) or study_dir.name}"
-        blocks = build_report(store, baseline, title)
-    figure_dir = study_dir / FIGURE_DIR
-    figure_dir.mkdir(exist_ok=True)
+        blocks = build_report(store, baseline, title, study)
     for block in blocks:
         if isinstance(block, Figure):
-            _write_atomic(figure_dir / block.name, block.png)
+            write_bytes(study_dir / FIGURE_DIR / block.name, block.png)
     md_path, html_path = study_dir / "report.md", study_dir / "report.html"
-    _write_atomic(md_path, to_markdown(blocks, FIGURE_DIR).encode("utf-8"))
-    _write_atomic(html_path, to_html(blocks, title).encode("utf-8"))
+    write_text(md_path, to_markdown(blocks, FIGURE_DIR))
+    write_text(html_path, to_html(blocks, title))
     return md_path, html_path
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def pivot_markdown(study_dir: str | Path) -> str:
+    """The study's declared tables as Markdown, to print when a study run ends ('' if none)."""
+    study = load_study_spec(study_dir)
+    if study is None or not study.tables or not (Path(study_dir) / STORE_FILE).is_file():
+        return ""
+    with ResultsStore(study_dir) as store:
+        blocks = _pivot_sections(store.results(), store.cells(), study)
+    return to_markdown(blocks, FIGURE_DIR)
 
 
-def build_report(store: ResultsStore, baseline: str | None, title: str) -> list[Block]:
-    """All report blocks, in reading order."""
+def build_report(store: ResultsStore, baseline: str | None, title: str, study: StudySpec | None = None) -> list[Block]:
+    """All report blocks, in reading order; `study` supplies the declared pivot tables."""
     blocks: list[Block] = [Heading(title, 1)]
     blocks += _status(store)
     rows = store.results()
@@ -60,6 +68,8 @@ def build_report(store: ResultsStore, baseline: str | None, title: str) -> list[
     tables = analysis.glue_tables(rows)
     for table in tables:
         blocks += _glue_section(table, baseline)
+    if study is not None:
+        blocks += _pivot_sections(rows, store.cells(), study)
     blocks += _learning_curve_section(tables)
     blocks += _restart_section(rows, sizes_vary=len(tables) > 1)
     blocks += _diagnostic_section(rows, sizes_vary=len(tables) > 1)
@@ -91,6 +101,12 @@ def fmt_score(sample: Sample | None) -> str:
     return f"{sample.mean:.1f} ± {sample.std:.1f}"
 
 
+def _scored(sample: Sample | None, best: float | None) -> Text:
+    """A score cell, bold when its mean equals the column's best as displayed (ties all bold)."""
+    is_best = sample is not None and best is not None and round(sample.mean, 1) == round(best, 1)
+    return Text(fmt_score(sample), bold=is_best)
+
+
 def _glue_section(table: GlueTable, baseline: str | None) -> list[Block]:
     name = size_label(table.size)
     columns = [*table.tasks, AVG]
@@ -99,9 +115,7 @@ def _glue_section(table: GlueTable, baseline: str | None) -> list[Block]:
     for row in table.rows:
         cells: list[str | Text] = [row]
         for column in columns:
-            sample = table.sample(row, column)
-            is_best = sample is not None and column != AVG and round(sample.mean, 1) == round(best[column], 1)
-            cells.append(Text(fmt_score(sample), bold=is_best))
+            cells.append(_scored(table.sample(row, column), None if column == AVG else best[column]))
         body.append(cells)
     body.append(["Best of each"] + [f"{best[c]:.1f}" for c in columns])
     blocks: list[Block] = [
@@ -121,6 +135,38 @@ def _glue_section(table: GlueTable, baseline: str | None) -> list[Block]:
             "that the pipeline name does not show, and are pooled here."
         ))
     return blocks + _delta_section(table, baseline) + _correlation_section(table)
+
+
+def _pivot_sections(rows: list[dict[str, Any]], cells: list[dict[str, Any]], study: StudySpec) -> list[Block]:
+    """One section per table declared in the study file, in declaration order."""
+    blocks: list[Block] = []
+    for spec in study.tables:
+        blocks += _pivot_section(analysis.pivot(rows, cells, spec, study.grid), study.grid)
+    return blocks
+
+
+def _pivot_section(table: PivotTable, grid: dict[str, list[Any]]) -> list[Block]:
+    spec = table.spec
+    title = Heading(spec.title)
+    if not table.cells:
+        return [title, Paragraph("No finished cells for this table yet.")]
+    best = table.best_of_each()
+    body: list[list[str | Text]] = [
+        [row, *(_scored(table.cells.get((i, j)), best.get(j)) for j in range(len(table.columns)))]
+        for i, row in enumerate(table.rows)
+    ]
+    what = (
+        "the average of each cell's selected target-task scores"
+        if spec.value == AVG_VALUE
+        else f"each cell's selected {spec.value} score"
+    )
+    pooled = [k for k, v in grid.items() if len(v) > 1 and k not in {spec.rows, spec.columns, *spec.filter}]
+    note = f"Rows: {spec.rows}; columns: {spec.columns}. Each value is {what} (×100), mean ± sample std over "
+    note += f"the cells of that pair, which differ in {', '.join(pooled)}." if pooled else "the cells of that pair."
+    if spec.filter:
+        note += " Only cells with " + ", ".join(f"{k} = {analysis.value_label(v)}" for k, v in spec.filter.items()) + "."
+    note += " Bold marks the best in each column."
+    return [title, Table([spec.rows, *table.columns], body), Paragraph(note)]
 
 
 def _delta_section(table: GlueTable, baseline: str | None) -> list[Block]:

@@ -15,6 +15,7 @@ from taskmix.config import parse_experiment
 from taskmix.errors import TaskmixError
 from taskmix.experiment import ExperimentRunner, TargetResult
 from taskmix.study.grid import Cell, StudySpec, expand
+from taskmix.study.specfile import save_study_spec
 from taskmix.study.store import ResultRecord, ResultsStore
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class StudyRunner:
         self.cells = expand(spec, validate=lambda e: parse_experiment(dict(e, name=spec.name), spec.name))
 
     def run(self) -> dict[str, int]:
+        save_study_spec(self.study_dir, self.spec)
         with ResultsStore(self.study_dir) as store:
             store.add_cells(self.spec.name, self.cells)
             done = {c["cell_id"] for c in store.cells("done")}
