@@ -30,6 +30,9 @@ def setup_logging(log_file: Path | None = None) -> None:
         root.addHandler(handler)
     for noisy in ("transformers", "datasets", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
 
 def data_dir_arg(value: str | None) -> Path | None:

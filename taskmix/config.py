@@ -27,7 +27,9 @@ class TaskRef(Strict):
     """A task as used in a stage, with optional split choices and size limits.
 
     `train_splits` may list several splits that are concatenated (e.g. SNLI dev+test used as
-    an intermediate training set when the official train split is absent).
+    an intermediate training set when the official train split is absent).  A pretraining
+    task (MLM, QT, ...) instead names a text `corpus` (relative to the data directory), an
+    optional `dev_corpus` (default: held-out documents) and task `options`.
     """
 
     name: str
@@ -39,12 +41,23 @@ class TaskRef(Strict):
     )
     max_train_examples: int | None = Field(default=None, gt=0)
     max_dev_examples: int | None = Field(default=None, gt=0)
-
+    corpus: str | None = Field(default=None, description="pretraining tasks: the training text file")
+    dev_corpus: str | None = None
+    options: dict[str, float | bool] = Field(default={}, description="pretraining task settings, e.g. mask_rate")
 
     @model_validator(mode="after")
     def _one_dev_source(self) -> "TaskRef":
         if self.dev_split and self.dev_holdout:
             raise ValueError("give at most one of dev_split and dev_holdout")
+        return self
+
+    @model_validator(mode="after")
+    def _corpus_fields(self) -> "TaskRef":
+        if self.corpus is None and (self.dev_corpus or self.options):
+            raise ValueError("dev_corpus and options apply only to a pretraining task with a corpus")
+        split_choices = self.train_splits != ["train"] or self.dev_split or self.dev_holdout or self.max_train_examples
+        if self.corpus is not None and split_choices:
+            raise ValueError("a task on a corpus takes no train_splits, dev_split, dev_holdout or max_train_examples")
         return self
 
 
@@ -85,6 +98,7 @@ class StageConfig(Strict):
     mixture: MixtureConfig = MixtureConfig()
     r3f: R3FConfig | None = None
     predict_test: bool = True
+    task_ids: bool = Field(default=False, description="add a learned task-id embedding (pretraining tasks, seed 003)")
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import taskmix.pretraining  # noqa: F401  (registers the pretraining head kinds checkpoints may name)
 from taskmix import metrics as glue_metrics
 from taskmix.diagnostic import diagnostic_table_markdown, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
@@ -31,6 +32,8 @@ def model_from_checkpoint(saved: dict, device: torch.device) -> MultiTaskModel:
     model = MultiTaskModel(build_encoder(saved["encoder"]))
     for name, head in saved["heads"].items():
         model.heads[name] = build_head(head["kind"], model.encoder.hidden_size, head["num_outputs"])
+        if hasattr(model.heads[name], "tie_to"):
+            model.heads[name].tie_to(model.encoder)
     model.load_state_dict(saved["state_dict"])
     return model.to(device).eval()
 

@@ -8,6 +8,7 @@ with a fresh optimizer and, unless `keep_heads` is set, fresh heads.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import re
 import time
@@ -24,13 +25,17 @@ from taskmix.errors import ConfigError
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
+from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
+from taskmix.pretraining.stage_task import PretrainingStageTask
 from taskmix.rundir import save_torch, write_json, write_text
 from taskmix.stage_cache import StageCache, cache_key
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task, register_task
 from taskmix.tasks.base import HeadKind, Task
 from taskmix.tasks.custom import build_custom_task
-from taskmix.training.stage import StageTask, StageTrainer
+from taskmix.task_refs import corpus_path, labelled_task, pretraining_name
+from taskmix.training.stage import StageTrainer
+from taskmix.training.stage_task import StageTask, TrainableTask
 from taskmix.runtime import EVAL_BATCH_SIZE, Runtime
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.predict import predict
@@ -130,18 +135,21 @@ class ExperimentRunner:
         self.run_dir = output_dir
         self.progress = progress
         for spec in cfg.custom_tasks:
-            register_task(build_custom_task(spec, config_dir))
+            register_task(build_custom_task(spec, config_dir), custom=True)
         self._check_tasks()
         self.rt = Runtime(cfg.encoder.name, data_dir, cfg.max_length, cfg.device, cfg.precision,
                           Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads)
         self._pretrained_state: dict[str, torch.Tensor] | None = None
         self._encoder = None
+        self._pretraining: dict[str, PretrainingTask] = {}
 
     def _check_tasks(self) -> None:
         """Fail before any training if a stage names an unknown task or split."""
         for stage in self.cfg.stages:
             for ref in stage.tasks:
-                task = get_task(ref.name)
+                task = labelled_task(stage.name, ref)
+                if task is None:
+                    continue
                 for split in ref.train_splits + ([ref.dev_split] if ref.dev_split else []):
                     if split not in task.splits:
                         raise ConfigError(
@@ -162,25 +170,51 @@ class ExperimentRunner:
         self._encoder.load_state_dict(encoder_state or self._pretrained_state)
         return MultiTaskModel(self._encoder).to(self.rt.device)
 
+    def pretraining_task(self, ref: TaskRef) -> PretrainingTask:
+        """The pretraining task of a stage entry, built once per (task, corpora, options)."""
+        key = json.dumps([pretraining_name(ref.name), ref.corpus, ref.dev_corpus, ref.options], sort_keys=True)
+        if key not in self._pretraining:
+            dev = corpus_path(ref.dev_corpus, self.data_dir) if ref.dev_corpus else None
+            cache = Path(self.cfg.cache_dir) / "corpus" if self.cfg.cache_dir else None
+            self._pretraining[key] = build_pretraining_task(
+                pretraining_name(ref.name), corpus_path(ref.corpus, self.data_dir), self.rt.tokenizer,
+                self.cfg.max_length, dev_path=dev, cache_dir=cache, **ref.options)
+        return self._pretraining[key]
+
+    def head_spec(self, ref: TaskRef) -> tuple[str, str, int]:
+        """The head name, kind and number of outputs of a stage entry."""
+        if pretraining_name(ref.name):
+            task = self.pretraining_task(ref)
+            return ref.head or task.name, task.head_kind, task.num_outputs
+        task = get_task(ref.name)
+        return head_name(ref, task), task.kind.value, task.num_classes
+
     def add_heads(self, model: MultiTaskModel, refs: list[TaskRef], kept: dict[str, dict], dropout: float) -> None:
+        """Build missing heads; vocabulary heads are tied to the encoder before kept weights load."""
         for ref in refs:
-            task = get_task(ref.name)
-            name = head_name(ref, task)
+            name, kind, num_outputs = self.head_spec(ref)
             if name in model.heads:
                 continue
-            head = build_head(task.kind.value, model.encoder.hidden_size, task.num_classes, dropout)
+            head = build_head(kind, model.encoder.hidden_size, num_outputs, dropout)
+            if hasattr(head, "tie_to"):
+                head.tie_to(model.encoder)
             if name in kept:
                 head.load_state_dict(kept[name])
             model.heads[name] = head.to(self.rt.device)
 
     # -- one stage group --------------------------------------------------------------------
-    def stage_tasks(self, refs: list[TaskRef], stage: StageConfig, rng: np.random.Generator) -> list[StageTask]:
-        out = []
+    def stage_tasks(self, refs: list[TaskRef], stage: StageConfig, rng: np.random.Generator) -> list[TrainableTask]:
+        out: list[TrainableTask] = []
         for ref in refs:
+            dev_limit = ref.max_dev_examples or stage.max_dev_examples
+            if pretraining_name(ref.name):
+                name = self.head_spec(ref)[0]
+                out.append(PretrainingStageTask(self.pretraining_task(ref), name, stage.batch_size, dev_limit,
+                                                stage.task_ids))
+                continue
             task = get_task(ref.name)
             data = self.rt.splits(task)
             pool = data.concatenated(ref.train_splits)
-            dev_limit = ref.max_dev_examples or stage.max_dev_examples
             if ref.dev_holdout:
                 pool, held_out = hold_out(pool, ref.dev_holdout, task.name)
                 dev = {HOLDOUT_SPLIT: limit(held_out, dev_limit, np.random.default_rng(0))}
@@ -231,8 +265,10 @@ class ExperimentRunner:
             model = self.fresh_model(encoder_state)
             torch.manual_seed(seed)
             self.add_heads(model, refs, kept_heads, stage.dropout)
+            if stage.task_ids:
+                model.task_embedding = TaskIdEmbedding(model.encoder.hidden_size).to(self.rt.device)
             log.info("stage '%s' %s restart %d/%d (seed %d): %s", stage.name, [t.name for t in refs], r + 1,
-                     stage.restarts, seed, ", ".join(f"{t.task.name}={len(t.train)} train" for t in tasks))
+                     stage.restarts, seed, ", ".join(f"{t.name}={t.size} train" for t in tasks))
             trainer = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
                                    pad_id=self.rt.pad_id, progress=self.progress)
             outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
@@ -249,13 +285,15 @@ class ExperimentRunner:
 
     def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, group: "GroupOutcome", out_dir: Path,
                             is_final: bool) -> None:
-        """Dev predictions, test submission files (targets only), the checkpoint and the metrics."""
+        """Dev predictions and test submission files (labelled targets only), the checkpoint and the metrics."""
         for st in group.tasks:
+            if not isinstance(st, StageTask):
+                continue
             for split_name, split in st.dev.items():
                 self.write_predictions(model, st, split, out_dir / "predictions" / f"{st.task.name}-{split_name}.tsv")
             if is_final and stage.predict_test:
                 self.write_test(model, st.head, st.task, out_dir / "submission")
-        heads = {st.head: {"kind": st.task.kind.value, "num_outputs": st.task.num_classes, "task": st.task.name}
+        heads = {st.head: {"kind": st.head_kind, "num_outputs": st.num_outputs, "task": st.name}
                  for st in group.tasks}
         save_torch(out_dir / "checkpoint.pt", {
             "encoder": self.cfg.encoder.name, "max_length": self.cfg.max_length, "heads": heads,
@@ -316,24 +354,27 @@ class ExperimentRunner:
         return ExperimentResult(self.cfg.name, self.run_dir, targets, time.perf_counter() - started)
 
     def target_results(self, label: str, stage: StageConfig, group: "GroupOutcome") -> list[TargetResult]:
+        """Per task: the selected restart's metrics and every restart; labelled tasks also get the
+        majority baseline, degenerate-run flags and (NLI) the diagnostic."""
         out = []
         for st in group.tasks:
-            task = st.task
-            majority = self.majority_metrics(st)
+            labelled = isinstance(st, StageTask)
+            majority = self.majority_metrics(st) if labelled else None
             majority_score = glue_metrics.task_score(majority) if majority else None
-            runs = [TaskRun(r.restart, r.seed, r.metrics[task.name], r.scores[task.name],
-                            glue_metrics.is_degenerate(task, r.scores[task.name], majority_score))
+            runs = [TaskRun(r.restart, r.seed, r.metrics[st.name], r.scores[st.name],
+                            labelled and glue_metrics.is_degenerate(st.task, r.scores[st.name], majority_score))
                     for r in group.restarts]
-            metrics = group.restarts[group.selected].metrics[task.name]
+            metrics = group.restarts[group.selected].metrics[st.name]
             applied = False
             if majority:
-                metrics, applied = glue_metrics.apply_majority_rule(task.name, metrics, majority)
+                metrics, applied = glue_metrics.apply_majority_rule(st.name, metrics, majority)
             diag = None
-            if self.cfg.diagnostic and tuple(task.labels) == NLI_LABELS:
+            if labelled and self.cfg.diagnostic and tuple(st.task.labels) == NLI_LABELS:
+                task = st.task
                 model = self.fresh_model(group.encoder_state)
                 self.add_heads(model, [TaskRef(name=task.name, head=st.head)], group.head_states, stage.dropout)
                 diag = self.diagnostic(model, st.head, task)
-            out.append(TargetResult(label, task.name, metrics, glue_metrics.task_score(metrics), runs,
+            out.append(TargetResult(label, st.name, metrics, glue_metrics.task_score(metrics), runs,
                                     group.selected, majority_score, applied, diag))
         return out
 
@@ -358,7 +399,7 @@ class GroupOutcome:
     head_states: dict
     restarts: list[RestartResult]
     selected: int
-    tasks: list[StageTask]
+    tasks: list[TrainableTask]
 
 
 def head_name(ref: TaskRef, task: Task) -> str:

@@ -169,3 +169,21 @@ def test_example_custom_task_file_loads() -> None:
     task = build_custom_task(CustomTaskSpec.model_validate(entry), path.parent)
     assert task.metrics == ("accuracy", "f1")
     assert [len(load_split(task, s, None)) for s in ("train", "dev")] == [200, 100]
+
+
+def test_custom_tasks_redefine_custom_but_never_builtin_tasks():
+    import dataclasses
+
+    import pytest
+
+    from taskmix.errors import ConfigError
+    from taskmix.tasks import get_task, register_task
+    from taskmix.tasks.base import HeadKind, Task
+
+    first = Task(name="toy-redefined", kind=HeadKind.CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("a", "b"))
+    second = dataclasses.replace(first, labels=("a", "b", "c"))
+    register_task(first, custom=True)
+    register_task(second, custom=True)
+    assert get_task("toy-redefined").labels == ("a", "b", "c")
+    with pytest.raises(ConfigError, match="clashes with registered task 'rte'"):
+        register_task(dataclasses.replace(get_task("rte"), labels=("x",)), custom=True)

@@ -1,8 +1,9 @@
 """One stage: train a model on a mixture of tasks with a fresh optimizer, validate, stop, restore the best.
 
-Single-task fine-tuning, intermediate training and multi-task training are all this loop;
-what differs is the mixture (which tasks each step sees and how their losses are scaled)
-and the stopping rules from the stage config.
+Single-task fine-tuning, intermediate training, multi-task training and self-supervised
+pretraining are all this loop; what differs is the tasks (see `stage_task.TrainableTask`),
+the mixture (which tasks each step sees and how their losses are scaled) and the stopping
+rules from the stage config.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ are configurations of the one `StageTrainer`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -86,7 +86,7 @@ class StageTask:
     def size(self) -> int:
         return len(self.train)
 
-    def stream(self, batch_size: int, seed: int) -> Iterator[np.ndarray]:
+    def stream(self, batch_size: int, seed: int) -> BatchStream:
         return BatchStream(self.train, batch_size, seed)
 
     def to_batch(self, key: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
