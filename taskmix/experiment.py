@@ -359,10 +359,11 @@ class ExperimentRunner:
         out = []
         for st in group.tasks:
             labelled = isinstance(st, StageTask)
-            majority = self.majority_metrics(st) if labelled else None
+            majority = majority_metrics(st) if labelled else None
             majority_score = glue_metrics.task_score(majority) if majority else None
+            chance = best_constant_score(st) if labelled else None
             runs = [TaskRun(r.restart, r.seed, r.metrics[st.name], r.scores[st.name],
-                            labelled and glue_metrics.is_degenerate(st.task, r.scores[st.name], majority_score))
+                            labelled and glue_metrics.is_degenerate(st.task, r.scores[st.name], chance))
                     for r in group.restarts]
             metrics = group.restarts[group.selected].metrics[st.name]
             applied = False
@@ -378,17 +379,33 @@ class ExperimentRunner:
                                     group.selected, majority_score, applied, diag))
         return out
 
-    def majority_metrics(self, st: StageTask) -> dict[str, float] | None:
-        """Dev metrics of always predicting the training majority class (classification only)."""
-        if st.task.kind is not HeadKind.CLASSIFICATION:
-            return None
-        train_labels = np.asarray(st.train.labels)
-        index = glue_metrics.majority_class(train_labels[train_labels >= 0])
-        combined: dict[str, float] = {}
-        for split_name, split in st.dev.items():
-            values = glue_metrics.majority_metrics(st.task, index, np.asarray(split.labels))
-            combined.update(values if len(st.dev) == 1 else glue_metrics.prefixed(split_name, values))
-        return combined
+def majority_metrics(st: StageTask) -> dict[str, float] | None:
+    """Dev metrics of always predicting the training majority class (classification only)."""
+    if st.task.kind is not HeadKind.CLASSIFICATION:
+        return None
+    train_labels = np.asarray(st.train.labels)
+    return constant_metrics(st, glue_metrics.majority_class(train_labels[train_labels >= 0]))
+
+
+def best_constant_score(st: StageTask) -> float | None:
+    """The best dev score any constant prediction reaches: the bar a degenerate run fails to clear.
+
+    Using the best constant class rather than the training majority keeps a run that
+    predicts the dev set's most frequent class from passing as learned when a
+    subsampled training set happens to lean the other way.
+    """
+    if st.task.kind is not HeadKind.CLASSIFICATION:
+        return None
+    return max(glue_metrics.task_score(constant_metrics(st, c)) for c in range(st.task.num_classes))
+
+
+def constant_metrics(st: StageTask, index: int) -> dict[str, float]:
+    """Dev metrics of predicting class `index` for every row."""
+    combined: dict[str, float] = {}
+    for split_name, split in st.dev.items():
+        values = glue_metrics.majority_metrics(st.task, index, np.asarray(split.labels))
+        combined.update(values if len(st.dev) == 1 else glue_metrics.prefixed(split_name, values))
+    return combined
 
 
 @dataclass

@@ -1,0 +1,158 @@
+"""Training and evaluation throughput of taskmix against the Hugging Face Trainer and a bare loop.
+
+One run measures, on the bundled MiniLM, batch 32, max length 128 and 2 threads:
+taskmix's engine, the Trainer with run_glue defaults, the Trainer at its best and a bare
+PyTorch loop (RTE and MRPC); STILTs SNLI→RTE end to end with `taskmix run` and with the
+Trainer; a 5-task mixture against single tasks; the wall time of a one-step run with a
+cold and a warm token cache; and the peak RSS of a 10-task mixture.  Each configuration
+runs in its own process (clean peak RSS, no shared warm state) for the same number of
+timed steps after one untimed warm-up step.  See BENCHMARKS.md for the method.
+
+    python benchmarks/throughput.py --data-dir ../shared/data --out BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import ChildRun, run_worker, setup_process  # noqa: E402
+
+SCRIPT = Path(__file__).resolve()
+TASKS = ["rte", "mrpc"]
+MIXTURE_TASKS = ["rte", "mrpc", "sts-b", "cola", "sst-2"]
+MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def sizes(steps: int, quick: bool) -> dict[str, Any]:
+    """Data sizes of each measurement; `--quick` shrinks everything to check the script runs."""
+    if quick:
+        return {"steps": steps, "eval_limit": 64, "single_steps": steps, "ten_steps": 2,
+                "stilts": {"snli_train": 96, "snli_dev": 32, "rte_train": 64, "rte_epochs": 1}}
+    return {"steps": steps, "eval_limit": None, "single_steps": max(2, steps // 2), "ten_steps": 20,
+            "stilts": {"snli_train": 2000, "snli_dev": 500, "rte_train": 1000, "rte_epochs": 2}}
+
+
+def as_dict(child: ChildRun) -> dict[str, Any]:
+    return {"result": child.result, "wall_seconds": child.wall_seconds, "peak_rss_mib": child.peak_rss_mib}
+
+
+def measure(data_dir: Path, work: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """Every measurement, one child process each, in a fixed order."""
+    from pipelines import first_step_experiment, stilts_experiment, taskmix_run, ten_task_experiment
+
+    common = {"data_dir": str(data_dir), "cache_dir": str(work / "tokens"), "out_dir": str(work / "trainer"),
+              "steps": plan["steps"], "tasks": TASKS, "eval_limit": plan["eval_limit"]}
+    res: dict[str, Any] = {}
+
+    def worker(key: str, worker_kind: str, **extra: Any) -> None:
+        started = time.perf_counter()
+        res[key] = as_dict(run_worker(SCRIPT, worker_kind, {**common, **extra}, work))
+        print(f"  {key}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+
+    def cli(key: str, config: dict[str, Any], cache: str) -> None:
+        res[key] = as_dict(taskmix_run(config, work / "cli", key, data_dir, work / cache))
+        print(f"  {key}: {res[key]['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+
+    worker("taskmix", "taskmix")
+    worker("trainer_defaults", "trainer", kind="defaults")
+    worker("trainer_best", "trainer", kind="best")
+    worker("bare", "bare")
+    cli("stilts_taskmix", stilts_experiment(plan["stilts"]), "tokens-stilts")
+    worker("stilts_trainer", "trainer_stilts", out_dir=str(work / "trainer-stilts"), **plan["stilts"])
+    worker("mixture", "mixture", tasks=MIXTURE_TASKS, single_steps=plan["single_steps"])
+    cli("first_cold", first_step_experiment(), "tokens-first")
+    cli("first_warm", first_step_experiment(), "tokens-first")
+    cli("ten_cold", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
+    cli("ten_warm", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
+    return res
+
+
+def run_in_worker(kind: str, spec: dict[str, Any], result_path: Path) -> None:
+    """Child side: run one configuration and write its JSON result."""
+    setup_process()
+    if kind == "taskmix":
+        from engine_runs import single_task as fn
+    elif kind == "mixture":
+        from engine_runs import mixture as fn
+    elif kind == "trainer":
+        from hf_runs import throughput as fn
+    elif kind == "trainer_stilts":
+        from hf_runs import stilts as fn
+    elif kind == "bare":
+        from bare_loop import throughput as fn
+    else:
+        raise SystemExit(f"unknown worker kind {kind!r}")
+    result_path.write_text(json.dumps(fn(spec), default=str))
+
+
+def header(args: argparse.Namespace, seconds: float) -> str:
+    import torch
+    import transformers
+
+    return (f"Measured with `{' '.join(['python', 'benchmarks/throughput.py'] + sys.argv[1:])}` "
+            f"({'quick mode: sizes too small to mean anything' if args.quick else f'{args.steps} timed steps'}; "
+            f"torch {torch.__version__}, transformers {transformers.__version__}, {os.cpu_count()} CPUs; "
+            f"whole benchmark {seconds / 60:.1f} min).")
+
+
+def write_out(path: Path, markdown: str) -> None:
+    """Replace the results block of an existing file (between the markers), or write the file."""
+    block = f"{MARK_START}\n{markdown}{MARK_END}"
+    if path.exists() and MARK_START in path.read_text():
+        text = re.sub(re.escape(MARK_START) + ".*?" + re.escape(MARK_END), lambda _: block, path.read_text(),
+                      flags=re.S)
+        path.write_text(text)
+    else:
+        path.write_text(markdown)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--steps", type=int, default=None, help="timed optimizer steps per configuration (default 50)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and 3 steps: checks the script, measures nothing")
+    p.add_argument("--data-dir", default=os.environ.get("TASKMIX_DATA"), help="data directory (default $TASKMIX_DATA)")
+    p.add_argument("--out", type=Path, help="write the Markdown results here (fills the results block if present)")
+    p.add_argument("--work-dir", type=Path, help="where runs, logs and token caches go (default: a new temp dir)")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--spec", help=argparse.SUPPRESS)
+    p.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.steps is None:
+        args.steps = 3 if args.quick else 50
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        run_in_worker(args.worker, json.loads(args.spec), args.result)
+        return 0
+    if not args.data_dir or not Path(args.data_dir).is_dir():
+        raise SystemExit("give --data-dir (or set TASKMIX_DATA) to the directory holding glue/ and snli/")
+    work = args.work_dir or Path(tempfile.mkdtemp(prefix="taskmix-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"work directory (logs, runs, caches): {work}", file=sys.stderr)
+    started = time.perf_counter()
+    res = measure(Path(args.data_dir).resolve(), work, sizes(args.steps, args.quick))
+    (work / "results.json").write_text(json.dumps(res, indent=1, default=str))
+    from report import render
+
+    markdown = render(res, TASKS, header(args, time.perf_counter() - started))
+    print(markdown)
+    if args.out:
+        write_out(args.out, markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
