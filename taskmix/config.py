@@ -131,6 +131,7 @@ class ExperimentConfig(Strict):
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
     cache_dir: str | None = None
+    tensorboard: bool = Field(default=True, description="write TensorBoard scalars (loss, lr, dev metrics) per run")
     diagnostic: bool = Field(default=False, description="score AX with every 3-class NLI target head")
     custom_tasks: list[CustomTaskSpec] = []
     stages: list[StageConfig]

@@ -39,6 +39,7 @@ from taskmix.training.stage_task import StageTask, TrainableTask
 from taskmix.runtime import EVAL_BATCH_SIZE, Runtime
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.predict import predict
+from taskmix.training.tracking import TensorBoardTracker
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
 log = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ class ExperimentRunner:
             tasks = self.stage_tasks(refs, stage, np.random.default_rng(restarts[selected].seed))
             group = GroupOutcome(enc_state, heads_state, restarts, selected, tasks)
         else:
-            group = self.train_group(stage, refs, encoder_state, kept_heads, key)
+            group = self.train_group(stage, refs, encoder_state, kept_heads, key, out_dir / "tensorboard")
             self.stage_cache.store(key, group.encoder_state, group.head_states,
                                    [asdict(r) for r in group.restarts], group.selected)
         model = self.fresh_model(group.encoder_state)
@@ -254,7 +255,7 @@ class ExperimentRunner:
         return group
 
     def train_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None,
-                    kept_heads: dict, key: str) -> "GroupOutcome":
+                    kept_heads: dict, key: str, tensorboard_dir: Path) -> "GroupOutcome":
         """Run the restarts; finished restarts and the running one's checkpoint survive interruption."""
         partial = self.stage_cache.partial(key)
         restarts: list[RestartResult] = [RestartResult(**r) for r in partial["restarts"]] if partial else []
@@ -269,8 +270,9 @@ class ExperimentRunner:
                 model.task_embedding = TaskIdEmbedding(model.encoder.hidden_size).to(self.rt.device)
             log.info("stage '%s' %s restart %d/%d (seed %d): %s", stage.name, [t.name for t in refs], r + 1,
                      stage.restarts, seed, ", ".join(f"{t.name}={t.size} train" for t in tasks))
+            tracker = TensorBoardTracker(tensorboard_dir / f"restart-{r}") if self.cfg.tensorboard else None
             trainer = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
-                                   pad_id=self.rt.pad_id, progress=self.progress)
+                                   pad_id=self.rt.pad_id, progress=self.progress, tracker=tracker)
             outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
             restarts.append(RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
                                           outcome.steps, outcome.seconds, outcome.train_examples))

@@ -24,6 +24,7 @@ from taskmix.models.model import MultiTaskModel
 from taskmix.training.batching import to_device
 from taskmix.rundir import save_torch
 from taskmix.training.device import autocast, build_adamw, grad_scaler
+from taskmix.training.tracking import NullTracker
 from taskmix.training.r3f import r3f_forward
 from taskmix.training.stage_task import StageTask as StageTask  # re-exported: the labelled-task StageTask
 from taskmix.training.stage_task import TrainableTask
@@ -104,6 +105,7 @@ class StageTrainer:
         pad_id: int,
         eval_batch_size: int = 128,
         progress: bool = True,
+        tracker: NullTracker | None = None,
     ):
         self.model = model
         self.cfg = cfg
@@ -114,6 +116,7 @@ class StageTrainer:
         self.pad_id = pad_id
         self.eval_batch_size = eval_batch_size
         self.progress = progress
+        self.tracker = tracker or NullTracker()
 
     # -- planning -----------------------------------------------------------------------
     def _sizes(self) -> dict[str, int]:
@@ -215,12 +218,14 @@ class StageTrainer:
             progress.loss = 0.98 * progress.loss + 0.02 * loss if progress.step > 1 else loss
             bar.update(1)
             bar.set_postfix(loss=f"{progress.loss:.3f}", refresh=False)
+            self.tracker.scalars(progress.step, {"train/loss": loss, "train/lr": optimizer.param_groups[0]["lr"]})
             if progress.step % interval == 0 or progress.step == total_steps or schedule.finished:
                 self._validate(progress, optimizer, scheduler)
                 if checkpoint is not None:
                     progress.seconds = time.perf_counter() - started
                     self._save(checkpoint, progress, optimizer, scheduler, scaler, schedule, streams)
         bar.close()
+        self.tracker.close()
         if progress.best_state is not None:
             self.model.load_state_dict(progress.best_state)
         return StageOutcome(
@@ -238,6 +243,10 @@ class StageTrainer:
         self.model.train()
         progress.history.append({"step": progress.step, "score": current.score, "scores": current.scores,
                                  "loss": progress.loss, "lr": optimizer.param_groups[0]["lr"]})
+        self.tracker.scalars(progress.step, {
+            "dev/score": current.score,
+            **{f"dev/{task}/{name}": value for task, values in current.metrics.items() for name, value in values.items()},
+        })
         log.info("step %d: dev %s (mixture score %.4f)", progress.step,
                  ", ".join(f"{k}={v:.4f}" for k, v in current.scores.items()), current.score)
         if progress.best is None or current.score > progress.best.score:
