@@ -387,14 +387,18 @@ def plateau_trainer(model: MultiTaskModel, splits: dict[str, TokenizedSplit], sc
     return trainer
 
 
+def constant_lr_optimizer() -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
+    """A stand-in optimizer at lr 1e-3 with the constant schedule the plateau recipe runs on."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, constant_factor)
+
+
 def test_plateau_halves_lr_after_patience_and_stops_below_min(model: MultiTaskModel,
                                                               splits: dict[str, TokenizedSplit]) -> None:
     """Seed 000 App. B: decay the lr after `lr_decay_patience` checks without improvement; stop under min_lr."""
     trainer = plateau_trainer(model, splits, [0.5, 0.4, 0.4, 0.3, 0.6, 0.1, 0.1],
                               lr=1e-3, lr_decay_patience=1, lr_decay_factor=0.5, min_lr=3e-4)
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, constant_factor)
+    optimizer, scheduler = constant_lr_optimizer()
     progress = Progress()
     lrs = []
     for _ in range(7):
@@ -415,9 +419,7 @@ def test_plateau_halves_lr_after_patience_and_stops_below_min(model: MultiTaskMo
 def test_early_stopping_after_patience(model: MultiTaskModel, splits: dict[str, TokenizedSplit]) -> None:
     """`patience` checks without improvement are tolerated; one more stops the stage."""
     trainer = plateau_trainer(model, splits, [0.5, 0.5, 0.4, 0.45], patience=2, lr_decay_patience=100)
-    param = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([param], lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, constant_factor)
+    optimizer, scheduler = constant_lr_optimizer()
     progress = Progress()
     stopped_after = []
     for _ in range(4):
