@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from taskmix.experiment import TargetResult
+from taskmix.metrics import glue_score
 
 
 def _pct(value: float) -> str:
@@ -27,8 +28,8 @@ def results_table(results: list[TargetResult]) -> str:
     lines = ["| pipeline | avg | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
     for pipeline in pipelines:
         row = [by_key.get((pipeline, t)) for t in tasks]
-        present = [r.score for r in row if r is not None]
-        avg = _pct(sum(present) / len(present)) if present else ""
+        present = {r.task: r.score for r in row if r is not None}
+        avg = _pct(glue_score(present)) if present else ""
         cells = [metric_cell(r) if r is not None else "" for r in row]
         lines.append(f"| {pipeline} | {avg} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

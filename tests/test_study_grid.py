@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from taskmix.errors import ConfigError
-from taskmix.study.grid import Cell, cell_id_of, expand, load_study, parse_study, pipeline_label, prefix_key
+from taskmix.study.grid import Cell, cell_id_of, expand, load_study, parse_study
 
 BASE = {
     "encoder": "minilm",
@@ -72,38 +72,6 @@ def test_grid_points_giving_the_same_experiment_collapse() -> None:
     study = dict(STILTS_STUDY, grid={"intermediate": ["none", "snli"], "stages.intermediate.max_epochs": [1, 2]})
     cells = expand(parse_study(study))
     assert len(cells) == 3  # with the stage removed, its max_epochs no longer matters
-
-
-def test_prefix_key_is_shared_exactly_when_the_earlier_stages_match() -> None:
-    cells = expand(parse_study(STILTS_STUDY))
-    key = {point(c): prefix_key(c.experiment, "target") for c in cells}
-    assert key[("snli", 1, 1000)] == key[("snli", 1, None)]  # target data size does not matter
-    assert key[("snli", 1, 1000)] != key[("snli", 2, 1000)]  # the seed does
-    assert key[("snli", 1, 1000)] != key[("qnli", 1, 1000)]  # the intermediate task does
-    snli = next(c for c in cells if c.fields["intermediate"] == "snli")
-    assert prefix_key(snli.experiment, 1) == prefix_key(snli.experiment, "target")
-
-
-def test_pipeline_label_names_encoder_earlier_stages_and_target() -> None:
-    assert pipeline_label(BASE, "rte") == "minilm → snli → rte"
-    multitask = {"encoder": "minilm", "stages": [{"tasks": ["mnli", "rte"]}, {"tasks": ["rte"]}]}
-    assert pipeline_label(multitask, "rte") == "minilm → mnli+rte → rte"
-
-
-@pytest.mark.parametrize(
-    "path, message",
-    [
-        ("stages.7.tasks", "index 7 out of range"),
-        ("stages.pretrain.tasks", "no stage named 'pretrain'"),
-        ("optimizer.lr", "no field 'optimizer'"),
-        ("encoder.name", "'encoder' is not a mapping or list"),
-    ],
-)
-def test_unknown_dotted_path_names_the_path(path: str, message: str) -> None:
-    study = {"name": "bad", "base": BASE, "grid": {path: [1]}}
-    with pytest.raises(ConfigError) as err:
-        expand(parse_study(study))
-    assert path in str(err.value) and message in str(err.value)
 
 
 def test_validate_hook_rejects_a_misspelt_leaf_naming_the_cell() -> None:

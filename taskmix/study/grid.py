@@ -282,27 +282,3 @@ def stage_index(experiment: dict[str, Any], stage: str | int, where: str = "stag
         raise ConfigError(f"{where}: the experiment has no list of stages")
     return _list_index(stages, str(stage), where)
 
-
-def prefix_key(experiment: dict[str, Any], upto_stage: str | int) -> str:
-    """Hash of everything that determines the encoder entering stage `upto_stage`.
-
-    That is every top-level field except the stages, plus the stages before it; cells with
-    equal keys can share one trained intermediate encoder.  Top-level fields are all kept
-    (not only encoder and seed) so that a shared setting such as a sequence length can
-    never be reused across cells that differ in it.
-    """
-    index = stage_index(experiment, upto_stage)
-    prefix = {k: v for k, v in experiment.items() if k != "stages"}
-    prefix["stages"] = experiment["stages"][:index]
-    return config_hash(prefix)[:16]
-
-
-def pipeline_label(experiment: dict[str, Any], task: str) -> str:
-    """'encoder → tasks of each earlier stage → target task', e.g. 'minilm → snli → rte'.
-
-    Tasks trained together in one stage are joined with '+' (as in '{mnli, rte} → rte').
-    """
-    earlier = experiment.get("stages", [])[:-1]
-    steps = [str(experiment.get("encoder", "?"))]
-    steps += ["+".join(stage.get("tasks", [])) for stage in earlier]
-    return ARROW.join([*steps, task])
