@@ -50,7 +50,7 @@ def test_mlm_head_is_tied_to_the_input_embeddings(encoder, caplog):
     assert head.decoder_weight.data_ptr() == encoder.input_embeddings().weight.data_ptr()
     assert all(p is not encoder.input_embeddings().weight for p in head.parameters())  # counted once, in the encoder
     fresh = [r for r in caplog.records if "no MLM head" in r.getMessage()]
-    assert len(fresh) <= 1  # logged once per encoder (possibly earlier in the session)
+    assert len(fresh) <= 1  # logged once per encoder (possibly earlier in the test run)
 
 
 @pytest.mark.parametrize("name", list(TASKS))
