@@ -9,7 +9,7 @@ import torch
 
 import taskmix.pretraining  # noqa: F401  (registers the pretraining head kinds checkpoints may name)
 from taskmix import metrics as glue_metrics
-from taskmix.diagnostic import diagnostic_table_markdown, score_diagnostic, to_nli_order
+from taskmix.diagnostic import NLI_LABELS, diagnostic_table_markdown, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
@@ -18,7 +18,6 @@ from taskmix.runtime import Runtime
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task
 
-NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
 def read_checkpoint(path: Path) -> dict:
@@ -67,11 +66,11 @@ def evaluate_checkpoint(path: Path, task_names: list[str], data_dir: Path | None
             sections.append("## AX diagnostic (R3 ×100)\n\n" + diagnostic_table_markdown(
                 score_diagnostic(rt.splits(task).examples("full"), preds)))
             continue
-        combined: dict[str, float] = {}
-        for split in task.dev_splits:
-            values = glue_metrics.compute_metrics(task, rt.predict(model, head, task, split),
-                                                  np.asarray(rt.splits(task).get(split).labels))
-            combined.update(values if len(task.dev_splits) == 1 else glue_metrics.prefixed(split, values))
+        combined = glue_metrics.merge_splits({
+            split: glue_metrics.compute_metrics(task, rt.predict(model, head, task, split),
+                                                np.asarray(rt.splits(task).get(split).labels))
+            for split in task.dev_splits
+        })
         details = ", ".join(f"{k}={100 * v:.1f}" for k, v in combined.items())
         lines.append(f"| {task.name} | {100 * glue_metrics.task_score(combined):.1f} | {details} |")
         if output_dir is not None:

@@ -20,7 +20,7 @@ import torch
 
 from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
-from taskmix.diagnostic import score_diagnostic, to_nli_order
+from taskmix.diagnostic import NLI_LABELS, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
@@ -43,8 +43,6 @@ from taskmix.training.tracking import TensorBoardTracker
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
 log = logging.getLogger(__name__)
-
-NLI_LABELS = ("entailment", "neutral", "contradiction")
 
 
 @dataclass
@@ -403,11 +401,9 @@ def best_constant_score(st: StageTask) -> float | None:
 
 def constant_metrics(st: StageTask, index: int) -> dict[str, float]:
     """Dev metrics of predicting class `index` for every row."""
-    combined: dict[str, float] = {}
-    for split_name, split in st.dev.items():
-        values = glue_metrics.majority_metrics(st.task, index, np.asarray(split.labels))
-        combined.update(values if len(st.dev) == 1 else glue_metrics.prefixed(split_name, values))
-    return combined
+    return glue_metrics.merge_splits({
+        name: glue_metrics.majority_metrics(st.task, index, np.asarray(split.labels)) for name, split in st.dev.items()
+    })
 
 
 @dataclass

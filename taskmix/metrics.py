@@ -138,6 +138,13 @@ def prefixed(split: str, metrics: Mapping[str, float]) -> dict[str, float]:
     return {f"{split}/{name}": value for name, value in metrics.items()}
 
 
+def merge_splits(per_split: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """One metrics dict for a task: plain names for a single dev split, split-qualified for several."""
+    if len(per_split) == 1:
+        return dict(next(iter(per_split.values())))
+    return {k: v for split, values in per_split.items() for k, v in prefixed(split, values).items()}
+
+
 def _mean(values: Sequence[float], what: str) -> float:
     if not values:
         raise ValueError(f"cannot average zero {what}")

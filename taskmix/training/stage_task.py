@@ -94,9 +94,9 @@ class StageTask:
 
     def evaluate(self, model: MultiTaskModel, batch_size: int, pad_id: int, device: torch.device,
                  precision: str) -> dict[str, float]:
-        combined: dict[str, float] = {}
-        for split_name, split in self.dev.items():
-            preds = predict(model, self.head, split, batch_size, pad_id, device, precision)
-            values = glue_metrics.compute_metrics(self.task, preds, np.asarray(split.labels))
-            combined.update(values if len(self.dev) == 1 else glue_metrics.prefixed(split_name, values))
-        return combined
+        return glue_metrics.merge_splits({
+            name: glue_metrics.compute_metrics(
+                self.task, predict(model, self.head, split, batch_size, pad_id, device, precision),
+                np.asarray(split.labels))
+            for name, split in self.dev.items()
+        })
