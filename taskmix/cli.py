@@ -14,16 +14,20 @@ from taskmix.errors import TaskmixError
 log = logging.getLogger("taskmix")
 
 
-def setup_logging(log_file: Path | None = None) -> None:
-    """Concise console messages; a timestamped log file in the run directory."""
+def setup_logging(log_file: Path | None = None, main_process: bool = True) -> None:
+    """Concise console messages; a timestamped log file in the run directory.
+
+    Under torchrun only rank 0 (`main_process`) logs progress and owns the log file; the
+    other ranks report warnings and errors only.
+    """
     root = logging.getLogger()
-    root.setLevel(logging.INFO)
+    root.setLevel(logging.INFO if main_process else logging.WARNING)
     for handler in list(root.handlers):
         root.removeHandler(handler)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(console)
-    if log_file is not None:
+    if log_file is not None and main_process:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -42,23 +46,39 @@ def data_dir_arg(value: str | None) -> Path | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run an experiment; under `torchrun` every rank trains and rank 0 writes the outputs."""
+    from taskmix.training import distributed
+
+    distributed.init()
+    try:
+        return run_experiment(args, distributed.is_main())
+    finally:
+        distributed.shutdown()
+
+
+def run_experiment(args: argparse.Namespace, main_process: bool) -> int:
     import yaml
 
     from taskmix.config import load_experiment
     from taskmix.experiment import ExperimentRunner
     from taskmix.results_table import render
     from taskmix.rundir import write_json, write_text
+    from taskmix.training import distributed
 
     config_path = Path(args.experiment)
     cfg = load_experiment(config_path, args.set or [])
     run_dir = Path(args.output_dir) if args.output_dir else Path("runs") / cfg.name
-    setup_logging(run_dir / "log.txt")
-    write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    setup_logging(run_dir / "log.txt", main_process)
+    if main_process:
+        write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
     data_dir = data_dir_arg(args.data_dir)
     log.info("experiment '%s' → %s (data: %s)", cfg.name, run_dir, data_dir or "Hugging Face hub")
     runner = ExperimentRunner(cfg, data_dir, run_dir, config_path.resolve().parent, progress=not args.no_progress)
-    log.info("device %s, precision %s", runner.rt.device, runner.rt.precision)
+    log.info("device %s, precision %s, %d process(es)", runner.rt.device, runner.rt.precision,
+             distributed.world_size())
     result = runner.run()
+    if not main_process:
+        return 0
     table = render(result.targets)
     write_json(run_dir / "results.json", {
         "experiment": cfg.name, "config_hash": cfg.fingerprint(), "seconds": result.seconds,
@@ -123,6 +143,11 @@ def study_dir_of(target: str, output_dir: str | None = None) -> Path:
 def cmd_study_run(args: argparse.Namespace) -> int:
     from taskmix.study.grid import load_study
     from taskmix.study.runner import StudyRunner
+    from taskmix.training import distributed
+
+    if distributed.launched_by_torchrun():
+        raise TaskmixError("`taskmix study run` runs cells one after another in one process; under torchrun, "
+                           "launch `taskmix run` on a cell's experiment instead")
 
     spec = load_study(Path(args.study))
     study_dir = study_dir_of(args.study, args.output_dir)

@@ -34,6 +34,7 @@ from taskmix.tasks import get_task, register_task
 from taskmix.tasks.base import HeadKind, Task
 from taskmix.tasks.custom import build_custom_task
 from taskmix.task_refs import corpus_path, labelled_task, pretraining_name
+from taskmix.training import distributed
 from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask, TrainableTask
 from taskmix.runtime import EVAL_BATCH_SIZE, Runtime
@@ -55,6 +56,7 @@ class RestartResult:
     steps: int
     seconds: float
     train_examples: int
+    rank_digests: list[str] | None = None  # under torchrun: each rank's weights after the last step, hashed
 
 
 @dataclass
@@ -235,7 +237,11 @@ class ExperimentRunner:
 
     def run_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None, kept_heads: dict,
                   out_dir: Path, is_final: bool, key: str) -> "GroupOutcome":
-        """Train `refs` with restarts and keep the best restart on dev (seed 002), unless already cached."""
+        """Train `refs` with restarts and keep the best restart on dev (seed 002), unless already cached.
+
+        Under torchrun every rank trains; rank 0 alone stores the result and writes the outputs.
+        """
+        distributed.barrier()  # no rank looks for cached results while rank 0 is still writing them
         cached = self.stage_cache.load(key)
         if cached is not None:
             enc_state, heads_state, restarts_raw, selected = cached
@@ -245,11 +251,13 @@ class ExperimentRunner:
             group = GroupOutcome(enc_state, heads_state, restarts, selected, tasks)
         else:
             group = self.train_group(stage, refs, encoder_state, kept_heads, key, out_dir / "tensorboard")
-            self.stage_cache.store(key, group.encoder_state, group.head_states,
-                                   [asdict(r) for r in group.restarts], group.selected)
-        model = self.fresh_model(group.encoder_state)
-        self.add_heads(model, refs, group.head_states, stage.dropout)
-        self.write_group_outputs(model, stage, group, out_dir, is_final)
+            if distributed.is_main():
+                self.stage_cache.store(key, group.encoder_state, group.head_states,
+                                       [asdict(r) for r in group.restarts], group.selected)
+        if distributed.is_main():
+            model = self.fresh_model(group.encoder_state)
+            self.add_heads(model, refs, group.head_states, stage.dropout)
+            self.write_group_outputs(model, stage, group, out_dir, is_final)
         return group
 
     def train_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None,
@@ -268,16 +276,19 @@ class ExperimentRunner:
                 model.task_embedding = TaskIdEmbedding(model.encoder.hidden_size).to(self.rt.device)
             log.info("stage '%s' %s restart %d/%d (seed %d): %s", stage.name, [t.name for t in refs], r + 1,
                      stage.restarts, seed, ", ".join(f"{t.name}={t.size} train" for t in tasks))
-            tracker = TensorBoardTracker(tensorboard_dir / f"restart-{r}") if self.cfg.tensorboard else None
+            tracker = (TensorBoardTracker(tensorboard_dir / f"restart-{r}")
+                       if self.cfg.tensorboard and distributed.is_main() else None)
             trainer = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
                                    pad_id=self.rt.pad_id, progress=self.progress, tracker=tracker)
             outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
             restarts.append(RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
-                                          outcome.steps, outcome.seconds, outcome.train_examples))
+                                          outcome.steps, outcome.seconds, outcome.train_examples,
+                                          outcome.rank_digests))
             if best is None or outcome.best.score > best[0]:
                 best = (outcome.best.score, copy.deepcopy(model.encoder.state_dict()),
                         {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()})
-            self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
+            if distributed.is_main():
+                self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
         _, enc_state, heads_state = best
         selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
         tasks = self.stage_tasks(refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))

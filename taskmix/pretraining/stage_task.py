@@ -19,6 +19,7 @@ import torch
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining.metrics import MetricSums, evaluate_batch
 from taskmix.pretraining.tasks import PretrainingTask
+from taskmix.training import distributed
 from taskmix.training.batching import to_device
 from taskmix.training.device import autocast
 
@@ -94,8 +95,9 @@ class PretrainingStageTask:
         definition, context = self.task.definition, self.task.context
         return len(definition.anchors(context, context.train)) * definition.rows_per_anchor
 
-    def stream(self, batch_size: int, seed: int) -> CorpusBatchStream:
-        return CorpusBatchStream(self.task, batch_size, seed)
+    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> CorpusBatchStream:
+        """Each rank draws its own windows and masks (a seed per rank) rather than a slice of one order."""
+        return CorpusBatchStream(self.task, batch_size, distributed.rank_seed(seed, shard[0]))
 
     def to_batch(self, key: dict[str, torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:
         return {**key, "task_id": torch.tensor(self.task.task_id)} if self.task_ids else key

@@ -40,18 +40,22 @@ class BatchStream:
     """Training batches of one task forever, reshuffled at every pass, with a resumable position.
 
     The state is the generator state at the start of the current pass plus the position in
-    it, so a resumed run regenerates the same pass and continues at the same batch.
+    it, so a resumed run regenerates the same pass and continues at the same batch.  With
+    `shard` = (rank, world size), every rank draws the same pass (same seed) and keeps every
+    world-th batch from its rank on, so the ranks split each pass between them.
     """
 
-    def __init__(self, split: TokenizedSplit, batch_size: int, seed: int):
+    def __init__(self, split: TokenizedSplit, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)):
         self.lengths = split.lengths
         self.batch_size = batch_size
+        self.rank, self.world = shard
         self.rng = np.random.default_rng(seed)
         self._new_pass()
 
     def _new_pass(self) -> None:
         self.pass_start = self.rng.bit_generator.state
-        self.batches = length_grouped_batches(self.lengths, self.batch_size, self.rng)
+        batches = length_grouped_batches(self.lengths, self.batch_size, self.rng)
+        self.batches = batches[self.rank :: self.world] or batches[:1]
         self.position = 0
 
     def __iter__(self) -> Iterator[np.ndarray]:

@@ -12,8 +12,9 @@ log = logging.getLogger(__name__)
 
 
 def select_device(requested: str = "auto") -> torch.device:
+    """`auto`: the current GPU (under torchrun, the one of this rank) when there is one, else the CPU."""
     if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
     return torch.device(requested)
 
 

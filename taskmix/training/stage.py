@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -19,10 +19,12 @@ from tqdm.auto import tqdm
 
 from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
+from taskmix.errors import TaskmixError
 from taskmix.mixture import MixtureConfig, build_schedule, loss_weights
 from taskmix.models.model import MultiTaskModel
-from taskmix.training.batching import to_device
 from taskmix.rundir import save_torch
+from taskmix.training import distributed
+from taskmix.training.batching import to_device
 from taskmix.training.device import autocast, build_adamw, grad_scaler
 from taskmix.training.tracking import NullTracker
 from taskmix.training.r3f import r3f_forward
@@ -50,6 +52,7 @@ class StageOutcome:
     seconds: float
     train_examples: int
     history: list[dict] = field(default_factory=list)
+    rank_digests: list[str] | None = None  # under torchrun: each rank's parameter digest after the last step
 
 
 def evaluate_tasks(model, tasks: list[TrainableTask], batch_size: int, pad_id: int, device, precision) -> Evaluation:
@@ -123,11 +126,11 @@ class StageTrainer:
         return {name: st.size for name, st in self.tasks.items()}
 
     def total_steps(self, sub_batches_per_step: float) -> int:
-        """Optimizer steps: `max_steps`, or epochs over all tasks' training rows."""
+        """Optimizer steps: `max_steps`, or epochs over all tasks' training rows (summed over ranks)."""
         if self.cfg.max_steps:
             return self.cfg.max_steps
         examples = sum(self._sizes().values())
-        per_step = self.cfg.batch_size * sub_batches_per_step * self.cfg.grad_accumulation
+        per_step = self.cfg.batch_size * sub_batches_per_step * self.cfg.grad_accumulation * distributed.world_size()
         return max(1, math.ceil(self.cfg.max_epochs * examples / per_step))
 
     def validation_interval(self, steps_per_epoch: int) -> int:
@@ -159,7 +162,8 @@ class StageTrainer:
             loss = loss * weights[name] / divisor / self.cfg.grad_accumulation
             (scale(loss) if scale else loss).backward()
             total += float(loss.detach())
-            schedule.record(name, int(batch["attention_mask"].sum()))
+            # Token budgets count every rank's tokens; ranks see similar lengths, so this rank's times the world.
+            schedule.record(name, int(batch["attention_mask"].sum()) * distributed.world_size())
         return total
 
     def train(self, checkpoint: Path | None = None) -> StageOutcome:
@@ -167,18 +171,22 @@ class StageTrainer:
 
         The checkpoint holds everything that decides the rest of training (weights, optimizer,
         scheduler, data position, mixture schedule, RNG, best-so-far state), so a resumed stage
-        ends exactly where an uninterrupted one would.
+        ends exactly where an uninterrupted one would.  Under torchrun every rank trains on its
+        shard of each task with its own task schedule; rank 0 validates and saves.
         """
         cfg = self.cfg
-        torch.manual_seed(self.seed)
+        rank, world = distributed.rank(), distributed.world_size()
+        torch.manual_seed(distributed.rank_seed(self.seed, rank))
+        distributed.broadcast_module(self.model)
         sizes = self._sizes()
         total_steps = self.total_steps(sub_batches_per_step(cfg.mixture, len(sizes)))
-        schedule = build_schedule(cfg.mixture, task_sizes=sizes, seed=self.seed, total_steps=total_steps,
-                                  batch_size=cfg.batch_size)
+        schedule = build_schedule(cfg.mixture, task_sizes=sizes, seed=distributed.rank_seed(self.seed, rank),
+                                  total_steps=total_steps, batch_size=cfg.batch_size)
         weights = loss_weights(
             cfg.mixture, task_sizes=sizes, num_classes={n: st.num_outputs for n, st in self.tasks.items()}
         )
-        streams = {n: st.stream(cfg.batch_size, self.seed + 7919 * i) for i, (n, st) in enumerate(self.tasks.items())}
+        streams = {n: st.stream(cfg.batch_size, self.seed + 7919 * i, shard=(rank, world))
+                   for i, (n, st) in enumerate(self.tasks.items())}
         steps_per_epoch = math.ceil(total_steps / cfg.max_epochs) if not cfg.max_steps else total_steps
         interval = self.validation_interval(steps_per_epoch)
 
@@ -196,14 +204,16 @@ class StageTrainer:
         started = time.perf_counter() - progress.seconds
         self.model.train()
         bar = tqdm(total=total_steps, initial=progress.step, desc=f"{'+'.join(self.tasks)}",
-                   disable=not self.progress, leave=False, mininterval=1.0)
-        while progress.step < total_steps and not schedule.finished and not progress.stopped:
+                   disable=not (self.progress and distributed.is_main()), leave=False, mininterval=1.0)
+        finished = schedule.finished
+        while progress.step < total_steps and not finished and not progress.stopped:
             optimizer.zero_grad(set_to_none=True)
             loss = 0.0
             for _ in range(cfg.grad_accumulation):
                 loss += self._step_losses(
                     schedule.next_step(), streams, weights, schedule.reduction, scaler.scale if scaler else None, schedule
                 )
+            distributed.average_gradients(list(self.model.parameters()))
             if scaler:
                 scaler.unscale_(optimizer)
             if cfg.max_grad_norm:
@@ -219,22 +229,44 @@ class StageTrainer:
             bar.update(1)
             bar.set_postfix(loss=f"{progress.loss:.3f}", refresh=False)
             self.tracker.scalars(progress.step, {"train/loss": loss, "train/lr": optimizer.param_groups[0]["lr"]})
-            if progress.step % interval == 0 or progress.step == total_steps or schedule.finished:
-                self._validate(progress, optimizer, scheduler)
+            finished = distributed.any_rank(schedule.finished)
+            if progress.step % interval == 0 or progress.step == total_steps or finished:
+                if distributed.is_main():
+                    self._validate(progress, optimizer, scheduler)
+                progress = self._share_decisions(progress, optimizer, scheduler)
                 if checkpoint is not None:
                     progress.seconds = time.perf_counter() - started
                     self._save(checkpoint, progress, optimizer, scheduler, scaler, schedule, streams)
         bar.close()
         self.tracker.close()
+        # Each rank's weights after its last step: identical on every rank when gradients were averaged.
+        digests = distributed.gather_objects(distributed.parameter_digest(self.model.state_dict())) \
+            if distributed.active() else None
         if progress.best_state is not None:
             self.model.load_state_dict(progress.best_state)
+        distributed.broadcast_module(self.model)  # rank 0 alone kept the best state
         return StageOutcome(
             best=progress.best if progress.best is not None else self.evaluate(),
             steps=progress.step,
             seconds=time.perf_counter() - started,
             train_examples=sum(sizes.values()),
             history=progress.history,
+            rank_digests=digests,
         )
+
+    @staticmethod
+    def _share_decisions(progress: "Progress", optimizer, scheduler) -> "Progress":
+        """Give every rank rank 0's validation outcome: best score, stopping flags and learning rates."""
+        if not distributed.active():
+            return progress
+        shared, lrs, base_lrs = distributed.broadcast_object(
+            (replace(progress, best_state=None), [g["lr"] for g in optimizer.param_groups], scheduler.base_lrs))
+        if distributed.is_main():
+            return progress
+        for group, lr in zip(optimizer.param_groups, lrs):
+            group["lr"] = lr
+        scheduler.base_lrs = base_lrs
+        return shared
 
     def _validate(self, progress: "Progress", optimizer, scheduler) -> None:
         """Evaluate, keep the best state, and apply early stopping and LR-on-plateau (seed 000 App. B)."""
@@ -268,28 +300,44 @@ class StageTrainer:
                 progress.stopped = True
 
     def _save(self, path: Path, progress: "Progress", optimizer, scheduler, scaler, schedule, streams) -> None:
+        """Rank 0 writes the shared state plus every rank's own data position, schedule and RNG."""
+        ranks = distributed.gather_objects(rank_state(schedule, streams))
+        if not distributed.is_main():
+            return
         save_torch(path, {
             "progress": progress, "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
-            "schedule": schedule.state_dict(), "streams": {n: s.state_dict() for n, s in streams.items()},
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            **ranks[0], "ranks": ranks,
         })
 
     def _resume(self, path: Path, optimizer, scheduler, scaler, schedule, streams) -> "Progress":
         saved = torch.load(path, map_location="cpu", weights_only=False)
+        ranks = saved.get("ranks", [saved])
+        if len(ranks) != distributed.world_size():
+            raise TaskmixError(f"{path}: saved by {len(ranks)} process(es); resume it with the same number "
+                               f"(this run has {distributed.world_size()})")
+        own = ranks[distributed.rank()]
         self.model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         if scaler and saved["scaler"]:
             scaler.load_state_dict(saved["scaler"])
-        schedule.load_state_dict(saved["schedule"])
-        for name, state in saved["streams"].items():
+        schedule.load_state_dict(own["schedule"])
+        for name, state in own["streams"].items():
             streams[name].load_state_dict(state)
-        torch.set_rng_state(saved["torch_rng"])
-        if saved["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        torch.set_rng_state(own["torch_rng"])
+        if own["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(own["cuda_rng"])
         return saved["progress"]
+
+
+def rank_state(schedule, streams) -> dict:
+    """What differs between ranks and decides the rest of training: data position, schedule, RNG."""
+    return {
+        "schedule": schedule.state_dict(), "streams": {n: s.state_dict() for n, s in streams.items()},
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def constant_factor(step: int) -> float:

@@ -51,7 +51,8 @@ class TrainableTask(Protocol):
     def size(self) -> int:
         """Training rows per epoch: plans epochs in steps and weights sampling and scaling."""
 
-    def stream(self, batch_size: int, seed: int) -> ResumableStream: ...
+    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> ResumableStream:
+        """Batch keys for one process; `shard` = (rank, world size) under torchrun."""
 
     def to_batch(self, key: Any, pad_id: int) -> dict[str, torch.Tensor]:
         """The CPU tensors of one batch key drawn from `stream`."""
@@ -86,8 +87,8 @@ class StageTask:
     def size(self) -> int:
         return len(self.train)
 
-    def stream(self, batch_size: int, seed: int) -> BatchStream:
-        return BatchStream(self.train, batch_size, seed)
+    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> BatchStream:
+        return BatchStream(self.train, batch_size, seed, shard)
 
     def to_batch(self, key: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
         return collate(self.train, key, pad_id)
