@@ -91,6 +91,8 @@ class StageConfig(Strict):
     validate_every: int | Literal["epoch"] = "epoch"
     patience: int | None = Field(default=None, ge=1)
     max_grad_norm: float | None = 1.0
+    length_grouping: bool = Field(default=True, description="length-grouped training batches; false draws plain "
+                                                            "random batches (both padded dynamically)")
     dropout: float = Field(default=0.1, ge=0, lt=1)
     restarts: int = Field(default=1, ge=1)
     max_train_examples: int | None = Field(default=None, gt=0)

@@ -9,32 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from taskmix.training.batching import BatchStream
-from taskmix.training.features import TokenizedSplit
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def test_shards_split_each_pass_between_ranks():
-    lengths = np.random.default_rng(0).integers(5, 60, size=203)
-    split = TokenizedSplit(uids=[str(i) for i in range(203)], ids=np.zeros(int(lengths.sum()), dtype=np.int32),
-                           offsets=np.concatenate([[0], np.cumsum(lengths)]), segment_starts=lengths,
-                           labels=np.zeros(203, dtype=np.int64))
-    whole = BatchStream(split, 8, seed=5)
-    shards = [BatchStream(split, 8, seed=5, shard=(rank, 2)) for rank in range(2)]
-    one_pass = [next(whole) for _ in range(len(whole.batches))]
-    rank_batches = [[next(s) for _ in range(len(s.batches))] for s in shards]
-    assert [b.tolist() for b in rank_batches[0]] == [b.tolist() for b in one_pass[0::2]]
-    assert [b.tolist() for b in rank_batches[1]] == [b.tolist() for b in one_pass[1::2]]
-    seen = np.concatenate(rank_batches[0] + rank_batches[1])
-    assert sorted(seen.tolist()) == list(range(203))
 
 
 def test_torchrun_two_processes(tmp_path: Path, data_dir: Path):

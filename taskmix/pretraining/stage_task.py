@@ -95,8 +95,12 @@ class PretrainingStageTask:
         definition, context = self.task.definition, self.task.context
         return len(definition.anchors(context, context.train)) * definition.rows_per_anchor
 
-    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> CorpusBatchStream:
-        """Each rank draws its own windows and masks (a seed per rank) rather than a slice of one order."""
+    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1),
+               grouped: bool = True) -> CorpusBatchStream:
+        """Each rank draws its own windows and masks (a seed per rank) rather than a slice of one order.
+
+        Corpus windows are built at about the same length, so `grouped` changes nothing here.
+        """
         return CorpusBatchStream(self.task, batch_size, distributed.rank_seed(seed, shard[0]))
 
     def to_batch(self, key: dict[str, torch.Tensor], pad_id: int) -> dict[str, torch.Tensor]:

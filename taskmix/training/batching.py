@@ -30,6 +30,12 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, rng: np.random.
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def random_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """One pass in plain shuffled order (the usual sampler), for comparison with length grouping."""
+    order = rng.permutation(len(lengths))
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
 def sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     """Evaluation order: longest first, so padding is minimal and memory peaks early."""
     order = np.argsort(-lengths, kind="stable")
@@ -43,18 +49,21 @@ class BatchStream:
     it, so a resumed run regenerates the same pass and continues at the same batch.  With
     `shard` = (rank, world size), every rank draws the same pass (same seed) and keeps every
     world-th batch from its rank on, so the ranks split each pass between them.
+    `grouped=False` draws plain random batches instead of length-grouped ones.
     """
 
-    def __init__(self, split: TokenizedSplit, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)):
+    def __init__(self, split: TokenizedSplit, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1),
+                 grouped: bool = True):
         self.lengths = split.lengths
         self.batch_size = batch_size
         self.rank, self.world = shard
+        self.make_pass = length_grouped_batches if grouped else random_batches
         self.rng = np.random.default_rng(seed)
         self._new_pass()
 
     def _new_pass(self) -> None:
         self.pass_start = self.rng.bit_generator.state
-        batches = length_grouped_batches(self.lengths, self.batch_size, self.rng)
+        batches = self.make_pass(self.lengths, self.batch_size, self.rng)
         self.batches = batches[self.rank :: self.world] or batches[:1]
         self.position = 0
 

@@ -185,7 +185,7 @@ class StageTrainer:
         weights = loss_weights(
             cfg.mixture, task_sizes=sizes, num_classes={n: st.num_outputs for n, st in self.tasks.items()}
         )
-        streams = {n: st.stream(cfg.batch_size, self.seed + 7919 * i, shard=(rank, world))
+        streams = {n: st.stream(cfg.batch_size, self.seed + 7919 * i, (rank, world), cfg.length_grouping)
                    for i, (n, st) in enumerate(self.tasks.items())}
         steps_per_epoch = math.ceil(total_steps / cfg.max_epochs) if not cfg.max_steps else total_steps
         interval = self.validation_interval(steps_per_epoch)

@@ -51,8 +51,10 @@ class TrainableTask(Protocol):
     def size(self) -> int:
         """Training rows per epoch: plans epochs in steps and weights sampling and scaling."""
 
-    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> ResumableStream:
-        """Batch keys for one process; `shard` = (rank, world size) under torchrun."""
+    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1),
+               grouped: bool = True) -> ResumableStream:
+        """Batch keys for one process; `shard` = (rank, world size) under torchrun; `grouped`:
+        length-grouped batches where the task has a choice."""
 
     def to_batch(self, key: Any, pad_id: int) -> dict[str, torch.Tensor]:
         """The CPU tensors of one batch key drawn from `stream`."""
@@ -87,8 +89,9 @@ class StageTask:
     def size(self) -> int:
         return len(self.train)
 
-    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1)) -> BatchStream:
-        return BatchStream(self.train, batch_size, seed, shard)
+    def stream(self, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1),
+               grouped: bool = True) -> BatchStream:
+        return BatchStream(self.train, batch_size, seed, shard, grouped)
 
     def to_batch(self, key: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
         return collate(self.train, key, pad_id)
