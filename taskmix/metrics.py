@@ -8,6 +8,9 @@ Undefined values are pinned down rather than left as NaN, so that best-on-dev se
 early stopping can always compare numbers: a correlation of a constant vector (or of fewer
 than two points) is 0.0, F1 with no predicted or no true positives is 0.0, and Matthews
 correlation of constant predictions is 0.0 (scikit-learn's own convention).
+
+scikit-learn and SciPy are imported at first use: together they take seconds to import,
+which would otherwise delay every run's first training step.
 """
 
 from __future__ import annotations
@@ -15,11 +18,8 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
 from taskmix.errors import ConfigError
 from taskmix.tasks.base import HeadKind, Task
@@ -29,29 +29,41 @@ MetricFn = Callable[[np.ndarray, np.ndarray], float]
 
 
 def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score
+
     return float(accuracy_score(labels, predictions))
 
 
 def _f1_binary(predictions: np.ndarray, labels: np.ndarray) -> float:
     """F1 of class index 1, the positive class of MRPC and QQP in GLUE."""
+    from sklearn.metrics import f1_score
+
     return float(f1_score(labels, predictions, pos_label=1, average="binary", zero_division=0.0))
 
 
 def _f1_macro(predictions: np.ndarray, labels: np.ndarray) -> float:
     """Unweighted mean of per-class F1 over the classes present in labels or predictions (CB)."""
+    from sklearn.metrics import f1_score
+
     return float(f1_score(labels, predictions, average="macro", zero_division=0.0))
 
 
 def _matthews(predictions: np.ndarray, labels: np.ndarray) -> float:
     """Matthews correlation; multi-class inputs give the R3 statistic of the GLUE diagnostic."""
+    from sklearn.metrics import matthews_corrcoef
+
     return float(matthews_corrcoef(labels, predictions))
 
 
-def _correlation(statistic: Callable[[np.ndarray, np.ndarray], Any]) -> MetricFn:
-    """A scipy correlation as a metric; fewer than two points have no correlation (0.0)."""
+def _correlation(statistic: str) -> MetricFn:
+    """A `scipy.stats` correlation (by name) as a metric; fewer than two points have no correlation (0.0)."""
 
     def metric(predictions: np.ndarray, labels: np.ndarray) -> float:
-        return float(statistic(predictions, labels).statistic) if len(labels) >= 2 else 0.0
+        import scipy.stats
+
+        if len(labels) < 2:
+            return 0.0
+        return float(getattr(scipy.stats, statistic)(predictions, labels).statistic)
 
     return metric
 
@@ -76,8 +88,8 @@ METRICS: Mapping[str, MetricFn] = {
         "f1_macro": _f1_macro,
         "matthews": _matthews,
         "r3": _matthews,
-        "pearson": _correlation(pearsonr),
-        "spearman": _correlation(spearmanr),
+        "pearson": _correlation("pearsonr"),
+        "spearman": _correlation("spearmanr"),
     }.items()
 }
 
