@@ -44,13 +44,18 @@ class DiagnosticScores:
     by_category: Mapping[str, R3Score]
 
 
+def is_nli(task: Task) -> bool:
+    """Whether the task predicts the three NLI classes (in any order), so AX can score its head."""
+    return sorted(task.labels) == sorted(NLI_LABELS)
+
+
 def to_nli_order(task: Task, predictions: Sequence[int] | np.ndarray) -> np.ndarray:
     """Map class indices of `task`'s label order to indices of `NLI_LABELS`.
 
     Only a three-way NLI model can be scored on AX; a two-class model (RTE-style
     entailment / not_entailment) cannot, and gets an error naming its task.
     """
-    if sorted(task.labels) != sorted(NLI_LABELS):
+    if not is_nli(task):
         raise TaskmixError(
             f"task {task.name!r} has labels {list(task.labels)}; the diagnostic (AX) needs a "
             f"three-class NLI model with labels {list(NLI_LABELS)}"

@@ -9,7 +9,7 @@ import torch
 
 import taskmix.pretraining  # noqa: F401  (registers the pretraining head kinds checkpoints may name)
 from taskmix import metrics as glue_metrics
-from taskmix.diagnostic import NLI_LABELS, diagnostic_table_markdown, score_diagnostic, to_nli_order
+from taskmix.diagnostic import diagnostic_table_markdown, is_nli, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
@@ -44,7 +44,7 @@ def head_for(task_name: str, heads: dict[str, dict]) -> str:
             return name
     if task_name == "ax":
         for name, info in heads.items():
-            if tuple(get_task(info["task"]).labels) == NLI_LABELS:
+            if is_nli(get_task(info["task"])):
                 return name
     trained = ", ".join(info["task"] for info in heads.values())
     raise ConfigError(f"checkpoint has no head for task '{task_name}'; it has heads for: {trained}")

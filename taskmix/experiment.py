@@ -20,7 +20,7 @@ import torch
 
 from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
-from taskmix.diagnostic import NLI_LABELS, score_diagnostic, to_nli_order
+from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
@@ -287,7 +287,7 @@ class ExperimentRunner:
             if best is None or outcome.best.score > best[0]:
                 best = (outcome.best.score, copy.deepcopy(model.encoder.state_dict()),
                         {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()})
-            if distributed.is_main():
+            if distributed.is_main() and r < stage.restarts - 1:  # after the last restart the group is stored
                 self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
         _, enc_state, heads_state = best
         selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
@@ -381,7 +381,7 @@ class ExperimentRunner:
             if majority:
                 metrics, applied = glue_metrics.apply_majority_rule(st.name, metrics, majority)
             diag = None
-            if labelled and self.cfg.diagnostic and tuple(st.task.labels) == NLI_LABELS:
+            if labelled and self.cfg.diagnostic and is_nli(st.task):
                 task = st.task
                 model = self.fresh_model(group.encoder_state)
                 self.add_heads(model, [TaskRef(name=task.name, head=st.head)], group.head_states, stage.dropout)

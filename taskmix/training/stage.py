@@ -167,11 +167,12 @@ class StageTrainer:
         return total
 
     def train(self, checkpoint: Path | None = None) -> StageOutcome:
-        """Train to the step limit or a stopping rule; with `checkpoint`, save at every validation and resume.
+        """Train to the step limit or a stopping rule; with `checkpoint`, save at validations and resume.
 
         The checkpoint holds everything that decides the rest of training (weights, optimizer,
         scheduler, data position, mixture schedule, RNG, best-so-far state), so a resumed stage
-        ends exactly where an uninterrupted one would.  Under torchrun every rank trains on its
+        ends exactly where an uninterrupted one would.  The last validation saves nothing: the
+        caller stores the finished stage at once.  Under torchrun every rank trains on its
         shard of each task with its own task schedule; rank 0 validates and saves.
         """
         cfg = self.cfg
@@ -234,7 +235,8 @@ class StageTrainer:
                 if distributed.is_main():
                     self._validate(progress, optimizer, scheduler)
                 progress = self._share_decisions(progress, optimizer, scheduler)
-                if checkpoint is not None:
+                done = progress.step >= total_steps or finished or progress.stopped
+                if checkpoint is not None and not done:  # a finished stage is stored by the caller instead
                     progress.seconds = time.perf_counter() - started
                     self._save(checkpoint, progress, optimizer, scheduler, scaler, schedule, streams)
         bar.close()
