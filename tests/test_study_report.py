@@ -212,16 +212,18 @@ def test_html_renders_in_headless_chromium(study_dir: Path, tmp_path: Path) -> N
     assert "GLUE-style results (full data)" in dom and "Best of each" in dom
 
 
-def test_cells_sharing_pipeline_and_seed_are_pooled_with_a_note(tmp_path: Path) -> None:
+def test_settings_the_pipeline_does_not_show_get_rows_of_their_own(tmp_path: Path) -> None:
+    """A grid over lr keeps the pipeline label 'minilm': the lr value names the row instead of pooling."""
     with ResultsStore(tmp_path) as store:
-        for lr, value in [(1e-5, 0.6), (3e-5, 0.7)]:
-            experiment = {"seed": 1, "lr": lr}
-            cell = Cell(cell_id_of(experiment), {"lr": lr}, experiment)
+        for lr, seed, value in [(1e-5, 1, 0.6), (1e-5, 2, 0.62), (3e-5, 1, 0.7), (3e-5, 2, 0.74)]:
+            experiment = {"seed": seed, "lr": lr}
+            cell = Cell(cell_id_of(experiment), {"lr": lr, "seed": seed}, experiment)
             store.add_cells("lr", [cell])
-            store.mark_done(cell.cell_id, [ResultRecord("minilm → rte", "rte", 1, 0, value, is_selected=True)])
+            store.mark_done(cell.cell_id, [ResultRecord("minilm → rte", "rte", seed, 0, value, is_selected=True)])
     markdown = write_report(tmp_path)[0].read_text()
-    assert "| minilm | **65.0 ± 7.1** |" in markdown
-    assert "minilm / rte hold several cells with the same seed" in markdown
+    assert "| minilm [lr=1e-05] | 61.0 ± 1.4 |" in markdown
+    assert "| minilm [lr=3e-05] | **72.0 ± 2.8** |" in markdown
+    assert "hold several cells with the same seed" not in markdown
     assert "No baseline chosen" in markdown
 
 

@@ -35,9 +35,27 @@ def size_label(size: int | None) -> str:
     return "full data" if size is None else f"{size} examples"
 
 
-def _label(row: dict[str, Any], sizes_vary: bool) -> str:
-    """A result row's pipeline label, with its data size when sizes differ in the study."""
+def setting_fields(rows: Iterable[dict[str, Any]]) -> list[str]:
+    """Grid fields besides the seed that take several values within one pipeline and data size.
+
+    A grid over fields the pipeline label does not show (precision, learning rate, batching)
+    would otherwise pool different settings into one table row; these fields name the rows.
+    """
+    values: dict[str, dict[tuple, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in rows:
+        group = (row_label(r["pipeline"], r["task"]), r["max_train_examples"])
+        for name, value in r.get("fields", {}).items():
+            if name != "seed":
+                values[name][group].add(value_label(value))
+    return [name for name, groups in values.items() if any(len(v) > 1 for v in groups.values())]
+
+
+def _label(row: dict[str, Any], sizes_vary: bool, settings: list[str]) -> str:
+    """A result row's table row: pipeline, the setting fields' values, and the data size when sizes differ."""
     label = row_label(row["pipeline"], row["task"])
+    shown = [f"{name}={value_label(row['fields'][name])}" for name in settings if name in row.get("fields", {})]
+    if shown:
+        label += f" [{', '.join(shown)}]"
     return f"{label} ({size_label(row['max_train_examples'])})" if sizes_vary else label
 
 
@@ -103,9 +121,11 @@ class GlueTable:
 def glue_tables(rows: Iterable[dict[str, Any]]) -> list[GlueTable]:
     """GLUE tables from selected result rows, one per data size (full data first)."""
     by_size: dict[int | None, dict[tuple[str, str], Sample]] = defaultdict(lambda: defaultdict(Sample))
+    rows = list(rows)
+    settings = setting_fields(rows)
     for r in rows:
         if r["is_selected"] and r["task"] != DIAGNOSTIC_TASK:
-            key = (row_label(r["pipeline"], r["task"]), r["task"])
+            key = (_label(r, False, settings), r["task"])
             by_size[r["max_train_examples"]][key].runs.append((r["seed"], 100.0 * r["score"]))
     tables = []
     for size in sorted(by_size, key=lambda s: (s is not None, s or 0)):
@@ -232,11 +252,13 @@ class RestartRun:
 def restart_runs(rows: Iterable[dict[str, Any]], sizes_vary: bool) -> dict[str, dict[str, list[RestartRun]]]:
     """task -> pipeline (with data size when it varies) -> every restart of every seed."""
     runs: dict[str, dict[str, list[RestartRun]]] = defaultdict(lambda: defaultdict(list))
+    rows = list(rows)
+    settings = setting_fields(rows)
     for r in rows:
         if r["task"] == DIAGNOSTIC_TASK:
             continue
         run = RestartRun(100.0 * r["score"], r["degenerate"], r["is_selected"])
-        runs[r["task"]][_label(r, sizes_vary)].append(run)
+        runs[r["task"]][_label(r, sizes_vary, settings)].append(run)
     return {task: dict(groups) for task, groups in runs.items()}
 
 
@@ -246,10 +268,12 @@ def diagnostic_table(
     """AX R3 (×100) per pipeline: overall and per coarse category, over selected runs."""
     table: dict[str, dict[str, Sample]] = defaultdict(lambda: defaultdict(Sample))
     categories: dict[str, None] = {}
+    rows = list(rows)
+    settings = setting_fields(rows)
     for r in rows:
         if r["task"] != DIAGNOSTIC_TASK or not r["is_selected"]:
             continue
-        label = _label(r, sizes_vary)
+        label = _label(r, sizes_vary, settings)
         metrics = r["metrics"]
         overall = metrics.get("r3", r["score"])
         table[label]["Overall"].runs.append((r["seed"], 100.0 * overall))

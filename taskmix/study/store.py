@@ -195,15 +195,17 @@ class ResultsStore:
         return rows
 
     def results(self, selected_only: bool = False) -> list[dict[str, Any]]:
-        """Result rows of done cells as dicts, JSON parsed and flags as bools."""
+        """Result rows of done cells as dicts with their cell's grid fields, JSON parsed and flags as bools."""
         query = (
-            "SELECT results.* FROM results JOIN cells USING (cell_id) WHERE cells.status = 'done'"
+            "SELECT results.*, cells.fields AS fields FROM results JOIN cells USING (cell_id)"
+            " WHERE cells.status = 'done'"
             + (" AND is_selected = 1" if selected_only else "")
             + " ORDER BY results.rowid"
         )
         rows = [dict(r) for r in self._db.execute(query)]
         for row in rows:
             row["metrics"] = json.loads(row["metrics"])
+            row["fields"] = json.loads(row["fields"])
             row["timings"] = json.loads(row["timings"])
             row["degenerate"] = bool(row["degenerate"])
             row["is_selected"] = bool(row["is_selected"])
