@@ -131,8 +131,8 @@ def _glue_section(table: GlueTable, baseline: str | None) -> list[Block]:
     if repeated:
         where = ", ".join(f"{r} / {t}" for r, t in repeated)
         blocks.append(Paragraph(
-            f"Note: {where} hold several cells with the same seed; they differ in a field "
-            "that the pipeline name does not show, and are pooled here."
+            f"Note: {where} hold several cells with the same seed and the same grid values "
+            "(e.g. cells of an earlier version of the study file); they are pooled here."
         ))
     return blocks + _delta_section(table, baseline) + _correlation_section(table)
 
