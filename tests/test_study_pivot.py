@@ -42,8 +42,8 @@ def records(fields: dict) -> list[ResultRecord]:
     for task in TASKS[fields["subset"]]:
         value = score(fields["subset"], fields["sampling"], fields["seed"], task)
         out += [
-            ResultRecord(f"minilm → {task}", task, fields["seed"], 0, 0.99),
-            ResultRecord(f"minilm → {task}", task, fields["seed"], 1, value, is_selected=True),
+            ResultRecord("minilm", task, fields["seed"], 0, 0.99),
+            ResultRecord("minilm", task, fields["seed"], 1, value, is_selected=True),
         ]
     return out + [ResultRecord("minilm → ax", "ax", fields["seed"], 0, 0.01, is_selected=True)]
 

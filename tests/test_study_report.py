@@ -49,7 +49,7 @@ def cell_records(p: int, seed: int, size: int | None) -> list[ResultRecord]:
         for r, value in enumerate(scores):
             out.append(
                 ResultRecord(
-                    pipeline=f"{PIPELINES[p]} → {task}",
+                    pipeline=PIPELINES[p],
                     task=task,
                     seed=seed,
                     restart=r,
@@ -64,7 +64,7 @@ def cell_records(p: int, seed: int, size: int | None) -> list[ResultRecord]:
         categories = {name: 0.1 + 0.02 * p + 0.01 * i for i, name in enumerate(CATEGORIES)}
         out.append(
             ResultRecord(
-                pipeline=f"{PIPELINES[p]} → ax", task="ax", seed=seed, restart=0, score=0.2 + 0.02 * p,
+                pipeline=PIPELINES[p], task="ax", seed=seed, restart=0, score=0.2 + 0.02 * p,
                 metrics={"r3": 0.2 + 0.02 * p, "categories": categories}, is_selected=True,
             )
         )
@@ -159,7 +159,7 @@ def test_missing_data_skips_sections_with_a_note(tmp_path: Path) -> None:
     cell = Cell(cell_id_of(experiment), {"seed": 1}, experiment)
     with ResultsStore(tmp_path) as store:
         store.add_cells("tiny", [cell])
-        store.mark_done(cell.cell_id, [ResultRecord("minilm → rte", "rte", 1, 0, 0.6, is_selected=True)])
+        store.mark_done(cell.cell_id, [ResultRecord("minilm", "rte", 1, 0, 0.6, is_selected=True)])
     markdown = write_report(tmp_path, baseline="nope")[0].read_text()
     assert "| minilm | **60.0** | 60.0 |" in markdown
     assert "Baseline 'nope' is not a row" in markdown
@@ -219,12 +219,25 @@ def test_settings_the_pipeline_does_not_show_get_rows_of_their_own(tmp_path: Pat
             experiment = {"seed": seed, "lr": lr}
             cell = Cell(cell_id_of(experiment), {"lr": lr, "seed": seed}, experiment)
             store.add_cells("lr", [cell])
-            store.mark_done(cell.cell_id, [ResultRecord("minilm → rte", "rte", seed, 0, value, is_selected=True)])
+            store.mark_done(cell.cell_id, [ResultRecord("minilm", "rte", seed, 0, value, is_selected=True)])
     markdown = write_report(tmp_path)[0].read_text()
     assert "| minilm [lr=1e-05] | 61.0 ± 1.4 |" in markdown
     assert "| minilm [lr=3e-05] | **72.0 ± 2.8** |" in markdown
     assert "hold several cells with the same seed" not in markdown
     assert "No baseline chosen" in markdown
+
+
+def test_an_intermediate_task_equal_to_the_target_keeps_its_row(tmp_path: Path) -> None:
+    """'minilm → sts-b' evaluated on sts-b is the STS-B-intermediate row, not the baseline."""
+    with ResultsStore(tmp_path) as store:
+        for pipeline, value in [("minilm", 0.80), ("minilm → sts-b", 0.83)]:
+            experiment = {"seed": 1, "pipeline": pipeline}
+            cell = Cell(cell_id_of(experiment), {"seed": 1}, experiment)
+            store.add_cells("same", [cell])
+            store.mark_done(cell.cell_id, [ResultRecord(pipeline, "sts-b", 1, 0, value, is_selected=True)])
+    markdown = write_report(tmp_path)[0].read_text()
+    assert "| minilm | 80.0 |" in markdown
+    assert "| minilm → sts-b | **83.0** |" in markdown
 
 
 def test_report_needs_a_store(tmp_path: Path) -> None:

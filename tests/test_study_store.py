@@ -27,7 +27,7 @@ def records(seed: int, restarts: int = 3, offset: float = 0.0) -> list[ResultRec
         for restart in range(restarts):
             out.append(
                 ResultRecord(
-                    pipeline=f"minilm → {task}",
+                    pipeline="minilm",
                     task=task,
                     seed=seed,
                     restart=restart,

@@ -1,6 +1,7 @@
 """The numbers behind a study report, computed from result rows of the store.
 
-Rows of a GLUE table are pipelines without their target task ('minilm → snli'), columns
+Rows of a GLUE table are pipelines without their target task ('minilm → snli', the store's
+`pipeline` column), columns
 are target tasks, and the runs aggregated in a table cell are the selected (best-on-dev)
 restarts of every seed.  Scores are reported ×100.  Tables are built per target-data
 size (full data and each `max_train_examples` limit), as the STILTs paper does.
@@ -16,19 +17,13 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from scipy import stats
 
-from taskmix.study.grid import ARROW, AVG_VALUE, TableSpec
+from taskmix.study.grid import AVG_VALUE, TableSpec
 
 DIAGNOSTIC_TASK = "ax"
 AVG = "Avg"
 ALPHA = 0.05
 # Below this many runs a normality test says nothing; seed 003 tests 5 runs.
 MIN_NORMALITY_RUNS = 4
-
-
-def row_label(pipeline: str, task: str) -> str:
-    """The pipeline without its final '→ task' step, i.e. the table row it belongs to."""
-    suffix = ARROW + task
-    return pipeline[: -len(suffix)] if pipeline.endswith(suffix) else pipeline
 
 
 def size_label(size: int | None) -> str:
@@ -43,7 +38,7 @@ def setting_fields(rows: Iterable[dict[str, Any]]) -> list[str]:
     """
     values: dict[str, dict[tuple, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in rows:
-        group = (row_label(r["pipeline"], r["task"]), r["max_train_examples"])
+        group = (r["pipeline"], r["max_train_examples"])
         for name, value in r.get("fields", {}).items():
             if name != "seed":
                 values[name][group].add(value_label(value))
@@ -52,7 +47,7 @@ def setting_fields(rows: Iterable[dict[str, Any]]) -> list[str]:
 
 def _label(row: dict[str, Any], sizes_vary: bool, settings: list[str]) -> str:
     """A result row's table row: pipeline, the setting fields' values, and the data size when sizes differ."""
-    label = row_label(row["pipeline"], row["task"])
+    label = row["pipeline"]
     shown = [f"{name}={value_label(row['fields'][name])}" for name in settings if name in row.get("fields", {})]
     if shown:
         label += f" [{', '.join(shown)}]"

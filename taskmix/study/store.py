@@ -57,7 +57,8 @@ CREATE INDEX IF NOT EXISTS results_by_task ON results (task, pipeline);
 class ResultRecord:
     """One evaluated run of a target task: one restart of one cell.
 
-    `score` is the task score (mean of its metrics, in [0, 1] for most tasks);
+    `pipeline` names the table row: the encoder and the stages before the target task
+    ('minilm → snli'), never the target itself.  `score` is the task score (mean of its metrics, in [0, 1] for most tasks);
     `is_selected` marks the restart chosen on dev; `max_train_examples` is None for full
     training data.  For the diagnostic task "ax", `metrics` holds `r3` and a
     `categories` mapping of coarse category -> R3.
