@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,15 @@ def test_exit_code_from_a_real_process(tmp_path, data_dir):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("taskmix: error: unknown task 'nosuchtask'")
+
+
+def test_unreachable_hub_is_a_clear_error(tmp_path):
+    """No data directory and no network: one error line naming the task and the way out, not a traceback."""
+    path = experiment(tmp_path, {"stages": [{"name": "t", "tasks": ["rte"], "max_steps": 1}]})
+    env = {k: v for k, v in os.environ.items() if k != "TASKMIX_DATA"}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    proc = subprocess.run([sys.executable, "-m", "taskmix", "run", str(path), "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("taskmix: error: task 'rte': could not load nyu-mll/glue") and "TASKMIX_DATA" in last

@@ -81,7 +81,13 @@ def _load_from_hub(task: Task, split: str) -> list[Example]:
         )
     from datasets import load_dataset  # imported lazily: slow, and only needed online
 
-    rows = load_dataset(hub.path, hub.name, split=hub.splits[split])
+    try:
+        rows = load_dataset(hub.path, hub.name, split=hub.splits[split])
+    except (ConnectionError, OSError) as exc:  # offline, or the hub is unreachable
+        raise DataError(
+            f"task '{task.name}': could not load {hub.path} ({hub.name}) from the Hugging Face hub: {exc}. "
+            f"Give a local data directory (${DATA_ENV} or --data-dir)"
+        ) from exc
     fields = hub.fields
     unlabelled = split in task.submission_files or "label" not in fields
     examples = []
