@@ -95,9 +95,9 @@ def average_gradients(parameters: list[torch.nn.Parameter]) -> None:
     dist.all_reduce(flat)
     flat /= world_size()
     offset = 0
-    for param, grad in zip(params, grads):
-        count = grad.numel()
-        param.grad = flat[offset : offset + count].view_as(param).clone()
+    for param in params:  # views into the reduced buffer: no second copy of every gradient per step
+        count = param.numel()
+        param.grad = flat[offset : offset + count].view_as(param)
         offset += count
 
 
