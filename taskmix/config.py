@@ -132,6 +132,8 @@ class ExperimentConfig(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: str = "auto"
     threads: int | None = Field(default=None, ge=1)
+    eval_batch_size: int | None = Field(default=None, ge=1,
+                                        description="rows per inference batch (default: 32 on CPU, 128 on GPU)")
     cache_dir: str | None = None
     tensorboard: bool = Field(default=True, description="write TensorBoard scalars (loss, lr, dev metrics) per run")
     diagnostic: bool = Field(default=False, description="score AX with every 3-class NLI target head")

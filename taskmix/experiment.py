@@ -37,7 +37,7 @@ from taskmix.task_refs import corpus_path, labelled_task, pretraining_name
 from taskmix.training import distributed
 from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask, TrainableTask
-from taskmix.runtime import EVAL_BATCH_SIZE, Runtime
+from taskmix.runtime import Runtime
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.predict import predict
 from taskmix.training.tracking import TensorBoardTracker
@@ -139,7 +139,7 @@ class ExperimentRunner:
             register_task(build_custom_task(spec, config_dir), custom=True)
         self._check_tasks()
         self.rt = Runtime(cfg.encoder.name, data_dir, cfg.max_length, cfg.device, cfg.precision,
-                          Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads)
+                          Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads, cfg.eval_batch_size)
         self._pretrained_state: dict[str, torch.Tensor] | None = None
         self._encoder = None
         self._pretraining: dict[str, PretrainingTask] = {}
@@ -265,7 +265,7 @@ class ExperimentRunner:
         """Run the restarts; finished restarts and the running one's checkpoint survive interruption."""
         partial = self.stage_cache.partial(key)
         restarts: list[RestartResult] = [RestartResult(**r) for r in partial["restarts"]] if partial else []
-        best: tuple[float, dict, dict] | None = partial["best"] if partial else None
+        best: tuple | None = partial["best"] if partial else None  # (score, encoder, heads, dev predictions)
         for r in range(len(restarts), stage.restarts):
             seed = restart_seed(self.cfg.seed, r)
             tasks = self.stage_tasks(refs, stage, np.random.default_rng(seed))
@@ -279,20 +279,21 @@ class ExperimentRunner:
             tracker = (TensorBoardTracker(tensorboard_dir / f"restart-{r}")
                        if self.cfg.tensorboard and distributed.is_main() else None)
             trainer = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
-                                   pad_id=self.rt.pad_id, progress=self.progress, tracker=tracker)
+                                   pad_id=self.rt.pad_id, eval_batch_size=self.rt.eval_batch_size,
+                                   progress=self.progress, tracker=tracker)
             outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
             restarts.append(RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
                                           outcome.steps, outcome.seconds, outcome.train_examples,
                                           outcome.rank_digests))
             if best is None or outcome.best.score > best[0]:
                 best = (outcome.best.score, copy.deepcopy(model.encoder.state_dict()),
-                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()})
+                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()}, outcome.best.predictions)
             if distributed.is_main() and r < stage.restarts - 1:  # after the last restart the group is stored
                 self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
-        _, enc_state, heads_state = best
+        _, enc_state, heads_state, *predictions = best  # partial files of older versions lack predictions
         selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
         tasks = self.stage_tasks(refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))
-        return GroupOutcome(enc_state, heads_state, restarts, selected, tasks)
+        return GroupOutcome(enc_state, heads_state, restarts, selected, tasks, predictions[0] if predictions else None)
 
     def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, group: "GroupOutcome", out_dir: Path,
                             is_final: bool) -> None:
@@ -300,8 +301,13 @@ class ExperimentRunner:
         for st in group.tasks:
             if not isinstance(st, StageTask):
                 continue
+            kept = (group.dev_predictions or {}).get(st.name, {})
             for split_name, split in st.dev.items():
-                self.write_predictions(model, st, split, out_dir / "predictions" / f"{st.task.name}-{split_name}.tsv")
+                preds = kept.get(split_name)
+                if preds is None or len(preds) != len(split):  # a stage reused from the cache: predict afresh
+                    preds = predict(model, st.head, split, self.rt.eval_batch_size, self.rt.pad_id, self.rt.device,
+                                    self.rt.precision)
+                write_predictions(st.task, split, preds, out_dir / "predictions" / f"{st.task.name}-{split_name}.tsv")
             if is_final and stage.predict_test:
                 self.write_test(model, st.head, st.task, out_dir / "submission")
         heads = {st.head: {"kind": st.head_kind, "num_outputs": st.num_outputs, "task": st.name}
@@ -312,14 +318,6 @@ class ExperimentRunner:
         })
         write_json(out_dir / "metrics.json", {"stage": stage.name, "selected_restart": group.selected,
                                                "restarts": [asdict(r) for r in group.restarts]})
-
-    def write_predictions(self, model, st: StageTask, split: TokenizedSplit, path: Path) -> None:
-        preds = predict(model, st.head, split, EVAL_BATCH_SIZE, self.rt.pad_id, self.rt.device, self.rt.precision)
-        rows = ["uid\tprediction\tlabel"] + [
-            f"{uid}\t{format_prediction(st.task, p)}\t{format_prediction(st.task, l)}"
-            for uid, p, l in zip(split.uids, preds, split.labels)
-        ]
-        write_text(path, "\n".join(rows) + "\n")
 
     def write_test(self, model, head: str, task: Task, out_dir: Path) -> None:
         for split in task.submission_files:
@@ -390,6 +388,15 @@ class ExperimentRunner:
                                     group.selected, majority_score, applied, diag))
         return out
 
+def write_predictions(task: Task, split: TokenizedSplit, preds: np.ndarray, path: Path) -> None:
+    """A dev prediction file: one row per example with its prediction and gold label."""
+    rows = ["uid\tprediction\tlabel"] + [
+        f"{uid}\t{format_prediction(task, p)}\t{format_prediction(task, gold)}"
+        for uid, p, gold in zip(split.uids, preds, split.labels)
+    ]
+    write_text(path, "\n".join(rows) + "\n")
+
+
 def majority_metrics(st: StageTask) -> dict[str, float] | None:
     """Dev metrics of always predicting the training majority class (classification only)."""
     if st.task.kind is not HeadKind.CLASSIFICATION:
@@ -426,6 +433,7 @@ class GroupOutcome:
     restarts: list[RestartResult]
     selected: int
     tasks: list[TrainableTask]
+    dev_predictions: dict[str, dict[str, np.ndarray]] | None = None  # the selected restart's best validation
 
 
 def head_name(ref: TaskRef, task: Task) -> str:

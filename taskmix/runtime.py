@@ -11,25 +11,25 @@ from taskmix.models.encoder import load_tokenizer
 from taskmix.models.model import MultiTaskModel
 from taskmix.tasks import split_file
 from taskmix.tasks.base import Task
-from taskmix.training.device import resolve_precision, select_device
+from taskmix.training.device import default_eval_batch_size, resolve_precision, select_device
 from taskmix.training.features import TokenCache
 from taskmix.training.predict import predict
 from taskmix.training.task_data import TaskSplits
 
-EVAL_BATCH_SIZE = 128
-
 
 class Runtime:
-    """Device and precision choice plus one `TaskSplits` per task, tokenised with the encoder's tokenizer."""
+    """Device, precision and inference batch size plus one `TaskSplits` per task, tokenised with the encoder's tokenizer."""
 
     def __init__(self, encoder_name: str, data_dir: Path | None, max_length: int, device: str = "auto",
-                 precision: str = "auto", cache_dir: Path | None = None, threads: int | None = None):
+                 precision: str = "auto", cache_dir: Path | None = None, threads: int | None = None,
+                 eval_batch_size: int | None = None):
         if threads:
             torch.set_num_threads(threads)
         self.data_dir = data_dir
         self.max_length = max_length
         self.device = select_device(device)
         self.precision = resolve_precision(precision, self.device)
+        self.eval_batch_size = eval_batch_size or default_eval_batch_size(self.device)
         self.tokenizer = load_tokenizer(encoder_name)
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.cache = TokenCache(cache_dir)
@@ -41,7 +41,7 @@ class Runtime:
         return self._splits[task.name]
 
     def predict(self, model: MultiTaskModel, head: str, task: Task, split: str) -> np.ndarray:
-        return predict(model, head, self.splits(task).get(split), EVAL_BATCH_SIZE, self.pad_id, self.device,
+        return predict(model, head, self.splits(task).get(split), self.eval_batch_size, self.pad_id, self.device,
                        self.precision)
 
     def has_file(self, task: Task, split: str) -> bool:

@@ -156,3 +156,34 @@ def test_heads_discarded_between_stages_unless_kept(tmp_path, data_dir, keep_hea
     assert same_head is keep_heads
     assert torch.allclose(first["encoder.model.embeddings.word_embeddings.weight"],
                           second["encoder.model.embeddings.word_embeddings.weight"])
+
+
+def test_eval_batch_size_sets_inference_batches_and_prediction_files_reuse_validation(tmp_path, data_dir,
+                                                                                      monkeypatch):
+    """`eval_batch_size` reaches every inference pass; in fp32 the dev predictions do not depend on
+    it; the dev prediction file is the best validation's predictions, not a second pass."""
+    import taskmix.training.predict as predict_module
+
+    sizes: list[int] = []
+    original = predict_module.sorted_batches
+
+    def recording(lengths, batch_size):
+        sizes.append(batch_size)
+        return original(lengths, batch_size)
+
+    monkeypatch.setattr(predict_module, "sorted_batches", recording)
+    predictions = {}
+    for rows in (5, 64):
+        sizes.clear()
+        data = {"eval_batch_size": rows, "precision": "fp32",
+                "stages": [{"name": "target", "tasks": ["mrpc"], **TINY}]}
+        (tmp_path / str(rows)).mkdir()
+        code, out = run(tmp_path / str(rows), data, data_dir)
+        assert code == 0
+        assert sizes == [rows]  # one validation (after the last step) and no further dev pass
+        stage_dir = out / "pretrained" / "target"
+        predictions[rows] = (stage_dir / "predictions" / "mrpc-dev.tsv").read_text()
+        rows_out = [line.split("\t") for line in predictions[rows].splitlines()[1:]]
+        accuracy = json.loads((stage_dir / "metrics.json").read_text())["restarts"][0]["metrics"]["mrpc"]["accuracy"]
+        assert len(rows_out) == 40 and sum(p == gold for _, p, gold in rows_out) / 40 == pytest.approx(accuracy)
+    assert predictions[5] == predictions[64]

@@ -22,6 +22,7 @@ from taskmix.pretraining.tasks import PretrainingTask
 from taskmix.training import distributed
 from taskmix.training.batching import to_device
 from taskmix.training.device import autocast
+from taskmix.training.stage_task import TaskEvaluation
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -108,7 +109,7 @@ class PretrainingStageTask:
 
     @torch.inference_mode()
     def evaluate(self, model: MultiTaskModel, batch_size: int, pad_id: int, device: torch.device,
-                 precision: str) -> dict[str, float]:
+                 precision: str) -> TaskEvaluation:
         """The task's dev metric, summed over the dev batches (`batch_size` is the stage's, see above)."""
         was_training = model.training
         model.eval()
@@ -123,4 +124,4 @@ class PretrainingStageTask:
                 logits = model(self.head, batch)
             sums = sums + evaluate_batch(head, logits, batch)
         model.train(was_training)
-        return {self.task.metric.name: self.task.metric.value(sums)}
+        return TaskEvaluation({self.task.metric.name: self.task.metric.value(sums)})

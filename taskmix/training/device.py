@@ -38,6 +38,12 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "bf16" if cpu_supports_bf16() else "fp32"
 
 
+def default_eval_batch_size(device: torch.device) -> int:
+    """Inference batch rows: large on GPUs; 32 on CPUs, where bigger batches fall out of cache
+    (measured on MiniLM with length-sorted batches: 32 rows ran about 1.35x faster than 128)."""
+    return 128 if device.type == "cuda" else 32
+
+
 def autocast(device: torch.device, precision: str):
     """The autocast context for a precision name (a no-op for fp32)."""
     if precision == "fp32":

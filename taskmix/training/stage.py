@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -25,7 +26,7 @@ from taskmix.models.model import MultiTaskModel
 from taskmix.rundir import save_torch
 from taskmix.training import distributed
 from taskmix.training.batching import to_device
-from taskmix.training.device import autocast, build_adamw, grad_scaler
+from taskmix.training.device import autocast, build_adamw, default_eval_batch_size, grad_scaler
 from taskmix.training.tracking import NullTracker
 from taskmix.training.r3f import r3f_forward
 from taskmix.training.stage_task import StageTask as StageTask  # re-exported: the labelled-task StageTask
@@ -38,11 +39,13 @@ NO_DECAY = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
 @dataclass
 class Evaluation:
-    """Dev metrics per task, the task scores and the mixture's validation score."""
+    """Dev metrics per task, the task scores and the mixture's validation score, plus the dev
+    predictions of labelled tasks (task -> split -> per-row predictions)."""
 
     metrics: dict[str, dict[str, float]]
     scores: dict[str, float]
     score: float
+    predictions: dict[str, dict[str, np.ndarray]] | None = None
 
 
 @dataclass
@@ -57,9 +60,11 @@ class StageOutcome:
 
 def evaluate_tasks(model, tasks: list[TrainableTask], batch_size: int, pad_id: int, device, precision) -> Evaluation:
     """Score every task of the stage on its dev data; `mixture_validation_score` combines them."""
-    per_task = {st.name: st.evaluate(model, batch_size, pad_id, device, precision) for st in tasks}
+    evaluations = {st.name: st.evaluate(model, batch_size, pad_id, device, precision) for st in tasks}
+    per_task = {name: e.metrics for name, e in evaluations.items()}
     scores = {name: glue_metrics.task_score(m) for name, m in per_task.items()}
-    return Evaluation(per_task, scores, glue_metrics.mixture_validation_score(per_task))
+    return Evaluation(per_task, scores, glue_metrics.mixture_validation_score(per_task),
+                      {name: e.predictions for name, e in evaluations.items() if e.predictions})
 
 
 def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -106,7 +111,7 @@ class StageTrainer:
         precision: str,
         seed: int,
         pad_id: int,
-        eval_batch_size: int = 128,
+        eval_batch_size: int | None = None,
         progress: bool = True,
         tracker: NullTracker | None = None,
     ):
@@ -117,7 +122,7 @@ class StageTrainer:
         self.precision = precision
         self.seed = seed
         self.pad_id = pad_id
-        self.eval_batch_size = eval_batch_size
+        self.eval_batch_size = eval_batch_size or default_eval_batch_size(device)
         self.progress = progress
         self.tracker = tracker or NullTracker()
 

@@ -8,7 +8,7 @@ are configurations of the one `StageTrainer`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -30,6 +30,18 @@ class ResumableStream(Protocol):
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass
+class TaskEvaluation:
+    """One task's dev metrics, plus its per-row dev predictions by split where it has labelled rows.
+
+    The predictions of the best validation are what the run's prediction files hold, so
+    they are kept rather than recomputed after training.
+    """
+
+    metrics: dict[str, float]
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class TrainableTask(Protocol):
@@ -60,8 +72,8 @@ class TrainableTask(Protocol):
         """The CPU tensors of one batch key drawn from `stream`."""
 
     def evaluate(self, model: MultiTaskModel, batch_size: int, pad_id: int, device: torch.device,
-                 precision: str) -> dict[str, float]:
-        """Dev metrics by name; several dev splits are prefixed by split name."""
+                 precision: str) -> TaskEvaluation:
+        """Dev metrics by name (several dev splits are prefixed by split name) and any predictions."""
 
 
 @dataclass
@@ -97,10 +109,11 @@ class StageTask:
         return collate(self.train, key, pad_id)
 
     def evaluate(self, model: MultiTaskModel, batch_size: int, pad_id: int, device: torch.device,
-                 precision: str) -> dict[str, float]:
-        return glue_metrics.merge_splits({
-            name: glue_metrics.compute_metrics(
-                self.task, predict(model, self.head, split, batch_size, pad_id, device, precision),
-                np.asarray(split.labels))
+                 precision: str) -> TaskEvaluation:
+        predictions = {name: predict(model, self.head, split, batch_size, pad_id, device, precision)
+                       for name, split in self.dev.items()}
+        metrics = glue_metrics.merge_splits({
+            name: glue_metrics.compute_metrics(self.task, predictions[name], np.asarray(split.labels))
             for name, split in self.dev.items()
         })
+        return TaskEvaluation(metrics, predictions)
