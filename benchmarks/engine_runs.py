@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from common import BATCH_SIZE, MAX_LENGTH, BatchLog, StepClock, THREADS, timed, train_result
+from common import BATCH_SIZE, EVAL_BATCH_SIZE, MAX_LENGTH, BatchLog, StepClock, THREADS, timed, train_result
 from taskmix.config import StageConfig
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
-from taskmix.runtime import EVAL_BATCH_SIZE, Runtime
+from taskmix.runtime import Runtime
 from taskmix.tasks import get_task
 from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask

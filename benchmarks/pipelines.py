@@ -11,6 +11,8 @@ import yaml
 
 from common import BATCH_SIZE, MAX_LENGTH, THREADS, ChildRun, run_child
 
+STAMPED_RUN = Path(__file__).resolve().parent / "stamped_run.py"
+
 TEN_TASKS: list[dict[str, Any]] = [
     {"name": "rte"}, {"name": "mrpc"}, {"name": "sts-b"}, {"name": "cola"}, {"name": "sst-2"}, {"name": "wnli"},
     {"name": "snli", "train_splits": ["dev", "test"], "dev_split": "train_0.01"},
@@ -54,14 +56,20 @@ def ten_task_experiment(steps: int) -> dict[str, Any]:
 
 
 def taskmix_run(config: dict[str, Any], work: Path, label: str, data_dir: Path, token_cache: Path) -> ChildRun:
-    """`taskmix run` on a written experiment file, with its own run directory and token cache."""
+    """`taskmix run` on a written experiment file, with its own run directory and token cache; the
+    result holds the seconds from process start to the end of the first optimizer step."""
     work.mkdir(parents=True, exist_ok=True)
     path = work / f"{label}.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     out = work / f"{label}-run"
     shutil.rmtree(out, ignore_errors=True)
-    argv = [str(Path(sys.executable).parent / "taskmix"), "run", str(path), "--output-dir", str(out), "--data-dir", str(data_dir), "--no-progress"]
-    child = run_child(argv, env={"TASKMIX_CACHE": str(token_cache)}, log_path=work / f"{label}.log")
+    stamp = work / f"{label}.first-step"
+    stamp.unlink(missing_ok=True)
+    argv = [sys.executable, str(STAMPED_RUN), "run", str(path), "--output-dir", str(out), "--data-dir", str(data_dir),
+            "--no-progress"]
+    child = run_child(argv, env={"TASKMIX_CACHE": str(token_cache), "TASKMIX_BENCH_STAMP": str(stamp)},
+                      log_path=work / f"{label}.log")
     if child.returncode != 0:
         raise RuntimeError(f"taskmix run for '{label}' failed (exit {child.returncode}); see {work / label}.log")
+    child.result = {"first_step_seconds": float(stamp.read_text())}
     return child

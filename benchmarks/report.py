@@ -56,8 +56,10 @@ def pipeline_table(res: dict[str, Any]) -> list[str]:
         f"| 5-task mixture train ex/s | {fmt(mix['mixture']['train_ex_s'])} |",
         f"| same steps priced at single-task speed, ex/s | {fmt(mix['single_matched_ex_s'])} |",
         f"| mixture steps per task | {', '.join(f'{k} {v}' for k, v in mix['task_steps'].items())} |",
-        f"| first run, cold token cache, wall (s) | {fmt(res['first_cold']['wall_seconds'])} |",
-        f"| second run, warm token cache, wall (s) | {fmt(res['first_warm']['wall_seconds'])} |",
+        f"| one-step run, cold token cache: first step ends / whole run (s) | "
+        f"{fmt(res['first_cold']['result']['first_step_seconds'])} / {fmt(res['first_cold']['wall_seconds'])} |",
+        f"| same, warm token cache: first step ends / whole run (s) | "
+        f"{fmt(res['first_warm']['result']['first_step_seconds'])} / {fmt(res['first_warm']['wall_seconds'])} |",
         f"| 10-task mixture peak RSS, cold cache (MiB) | {fmt(res['ten_cold']['peak_rss_mib'], 0)} |",
         f"| 10-task mixture peak RSS, warm cache (MiB) | {fmt(res['ten_warm']['peak_rss_mib'], 0)} |",
     ]
@@ -79,7 +81,8 @@ def goals(res: dict[str, Any], tasks: list[str]) -> list[Goal]:
              res["stilts_trainer"]["wall_seconds"] / res["stilts_taskmix"]["wall_seconds"], 1.3, True),
         Goal("5-task mixture vs length-matched single task",
              mix["mixture"]["train_ex_s"] / mix["single_matched_ex_s"], 0.95, True),
-        Goal("warm start, whole 1-step run", res["first_warm"]["wall_seconds"], 5.0, False, " s"),
+        Goal("warm cache: command start to end of first optimizer step", res["first_warm"]["result"]["first_step_seconds"],
+             5.0, False, " s"),
         Goal("10-task mixture peak RSS (worse of cold/warm)",
              max(res["ten_cold"]["peak_rss_mib"], res["ten_warm"]["peak_rss_mib"]) / GIB, 4.0, False, " GiB"),
     ]
