@@ -33,12 +33,13 @@ MIXTURE_TASKS = ["rte", "mrpc", "sts-b", "cola", "sst-2"]
 MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 
 
-def sizes(steps: int, quick: bool) -> dict[str, Any]:
+def sizes(steps: int, rounds: int, quick: bool) -> dict[str, Any]:
     """Data sizes of each measurement; `--quick` shrinks everything to check the script runs."""
     if quick:
-        return {"steps": steps, "tasks": TASKS[:1], "eval_limit": 32, "single_steps": steps, "ten_steps": 2,
+        return {"steps": steps, "rounds": 1, "tasks": TASKS[:1], "eval_limit": 32, "single_steps": steps, "ten_steps": 2,
                 "stilts": {"snli_train": 96, "snli_dev": 32, "rte_train": 64, "rte_epochs": 1}}
-    return {"steps": steps, "tasks": TASKS, "eval_limit": None, "single_steps": max(2, steps // 2), "ten_steps": 20,
+    return {"steps": steps, "rounds": rounds, "tasks": TASKS, "eval_limit": None, "single_steps": max(2, steps // 2),
+            "ten_steps": 20,
             "stilts": {"snli_train": 2000, "snli_dev": 500, "rte_train": 1000, "rte_epochs": 2}}
 
 
@@ -63,10 +64,17 @@ def measure(data_dir: Path, work: Path, plan: dict[str, Any]) -> dict[str, Any]:
         res[key] = as_dict(taskmix_run(config, work / "cli", key, data_dir, work / cache))
         print(f"  {key}: {res[key]['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
 
-    worker("taskmix", "taskmix")
-    worker("trainer_defaults", "trainer", kind="defaults")
-    worker("trainer_best", "trainer", kind="best")
-    worker("bare", "bare")
+    # Round-robin over the four throughput configurations, so a slow spell of the machine
+    # does not fall on one of them; each one's rounds are pooled.
+    contenders = {"taskmix": ("taskmix", {}), "trainer_defaults": ("trainer", {"kind": "defaults"}),
+                  "trainer_best": ("trainer", {"kind": "best"}), "bare": ("bare", {})}
+    rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
+    for round_index in range(plan["rounds"]):
+        for key, (worker_kind, extra) in contenders.items():
+            worker(f"{key}#{round_index + 1}", worker_kind, **extra)
+            rounds[key].append(res.pop(f"{key}#{round_index + 1}"))
+    for key, runs in rounds.items():
+        res[key] = pooled(runs, plan["tasks"])
     cli("stilts_taskmix", stilts_experiment(plan["stilts"]), "tokens-stilts")
     worker("stilts_trainer", "trainer_stilts", out_dir=str(work / "trainer-stilts"), **plan["stilts"])
     worker("mixture", "mixture", tasks=MIXTURE_TASKS, single_steps=plan["single_steps"])
@@ -75,6 +83,23 @@ def measure(data_dir: Path, work: Path, plan: dict[str, Any]) -> dict[str, Any]:
     cli("ten_cold", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
     cli("ten_warm", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
     return res
+
+
+def pooled(runs: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
+    """One configuration's rounds as one measurement: steps, seconds, examples and tokens summed."""
+    result: dict[str, Any] = {"rounds": len(runs)}
+    for task in tasks:
+        parts = [run["result"][task] for run in runs]
+        seconds = sum(p["train_seconds"] for p in parts)
+        merged = {"steps": sum(p["steps"] for p in parts), "train_seconds": seconds,
+                  "train_examples": sum(p["train_examples"] for p in parts),
+                  "train_tok_s": sum(p["train_tok_s"] * p["train_seconds"] for p in parts) / seconds}
+        merged["train_ex_s"] = merged["train_examples"] / seconds
+        if "eval_seconds" in parts[0]:
+            merged["eval_ex_s"] = sum(p["eval_examples"] for p in parts) / sum(p["eval_seconds"] for p in parts)
+        result[task] = merged
+    return {"result": result, "wall_seconds": sum(r["wall_seconds"] for r in runs),
+            "peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
 
 
 def run_in_worker(kind: str, spec: dict[str, Any], result_path: Path) -> None:
@@ -100,7 +125,8 @@ def header(args: argparse.Namespace, seconds: float) -> str:
     import transformers
 
     return (f"Measured with `{' '.join(['python', 'benchmarks/throughput.py'] + sys.argv[1:])}` "
-            f"({'quick mode: sizes too small to mean anything' if args.quick else f'{args.steps} timed steps'}; "
+            f"({'quick mode: sizes too small to mean anything' if args.quick else f'{args.steps} timed steps'}"
+            f"{'' if args.quick else f' per configuration and round, {args.rounds} interleaved rounds'}; "
             f"torch {torch.__version__}, transformers {transformers.__version__}, {os.cpu_count()} CPUs; "
             f"whole benchmark {seconds / 60:.1f} min).")
 
@@ -119,6 +145,8 @@ def write_out(path: Path, markdown: str) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=None, help="timed optimizer steps per configuration (default 50)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="runs of each throughput configuration, interleaved and pooled (default 2)")
     p.add_argument("--quick", action="store_true", help="RTE only, tiny sizes, 2 steps: checks the script, measures nothing")
     p.add_argument("--data-dir", default=os.environ.get("TASKMIX_DATA"), help="data directory (default $TASKMIX_DATA)")
     p.add_argument("--out", type=Path, help="write the Markdown results here (fills the results block if present)")
@@ -143,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     print(f"work directory (logs, runs, caches): {work}", file=sys.stderr)
     started = time.perf_counter()
-    plan = sizes(args.steps, args.quick)
+    plan = sizes(args.steps, args.rounds, args.quick)
     res = measure(Path(args.data_dir).resolve(), work, plan)
     (work / "results.json").write_text(json.dumps(res, indent=1, default=str))
     from report import render
