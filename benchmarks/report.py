@@ -47,19 +47,29 @@ def throughput_table(runs: dict[str, Any], tasks: list[str]) -> list[str]:
     return lines
 
 
+def each(values: list[float]) -> str:
+    """A mean's rounds, in the order they ran."""
+    return f" ({', '.join(fmt(v) for v in values)})" if len(values) > 1 else ""
+
+
+def timing(run: dict[str, Any], key: str = "wall_seconds") -> str:
+    values = run["result"] if key == "first_step_seconds" else run
+    return fmt(values[key]) + each(values[f"each_{key}"])
+
+
 def pipeline_table(res: dict[str, Any]) -> list[str]:
     mix = res["mixture"]["result"]
     return [
-        "| measurement | value |", "|---|---:|",
-        f"| STILTs SNLI→RTE end to end, `taskmix run` (s) | {fmt(res['stilts_taskmix']['wall_seconds'])} |",
-        f"| STILTs SNLI→RTE end to end, Trainer best (s) | {fmt(res['stilts_trainer']['wall_seconds'])} |",
+        "| measurement | value (mean; each round in brackets) |", "|---|---:|",
+        f"| STILTs SNLI→RTE end to end, `taskmix run` (s) | {timing(res['stilts_taskmix'])} |",
+        f"| STILTs SNLI→RTE end to end, Trainer best (s) | {timing(res['stilts_trainer'])} |",
         f"| 5-task mixture train ex/s | {fmt(mix['mixture']['train_ex_s'])} |",
         f"| same steps priced at single-task speed, ex/s | {fmt(mix['single_matched_ex_s'])} |",
         f"| mixture steps per task | {', '.join(f'{k} {v}' for k, v in mix['task_steps'].items())} |",
-        f"| one-step run, cold token cache: first step ends / whole run (s) | "
-        f"{fmt(res['first_cold']['result']['first_step_seconds'])} / {fmt(res['first_cold']['wall_seconds'])} |",
-        f"| same, warm token cache: first step ends / whole run (s) | "
-        f"{fmt(res['first_warm']['result']['first_step_seconds'])} / {fmt(res['first_warm']['wall_seconds'])} |",
+        f"| one-step run, cold token cache: end of first step (s) | {timing(res['first_cold'], 'first_step_seconds')} |",
+        f"| one-step run, cold token cache: whole run (s) | {timing(res['first_cold'])} |",
+        f"| same, warm token cache: end of first step (s) | {timing(res['first_warm'], 'first_step_seconds')} |",
+        f"| same, warm token cache: whole run (s) | {timing(res['first_warm'])} |",
         f"| 10-task mixture peak RSS, cold cache (MiB) | {fmt(res['ten_cold']['peak_rss_mib'], 0)} |",
         f"| 10-task mixture peak RSS, warm cache (MiB) | {fmt(res['ten_warm']['peak_rss_mib'], 0)} |",
     ]

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from statistics import mean
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,7 +37,7 @@ MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 def sizes(steps: int, rounds: int, quick: bool) -> dict[str, Any]:
     """Data sizes of each measurement; `--quick` shrinks everything to check the script runs."""
     if quick:
-        return {"steps": steps, "rounds": 1, "tasks": TASKS[:1], "eval_limit": 32, "single_steps": steps, "ten_steps": 2,
+        return {"steps": steps, "rounds": rounds, "tasks": TASKS[:1], "eval_limit": 32, "single_steps": steps, "ten_steps": 2,
                 "stilts": {"snli_train": 96, "snli_dev": 32, "rte_train": 64, "rte_epochs": 1}}
     return {"steps": steps, "rounds": rounds, "tasks": TASKS, "eval_limit": None, "single_steps": max(2, steps // 2),
             "ten_steps": 20,
@@ -48,41 +49,58 @@ def as_dict(child: ChildRun) -> dict[str, Any]:
 
 
 def measure(data_dir: Path, work: Path, plan: dict[str, Any]) -> dict[str, Any]:
-    """Every measurement, one child process each, in a fixed order."""
+    """Every measurement, one child process each.
+
+    The throughput configurations, the two STILTs pipelines and the start-up pair run in
+    interleaved rounds, so that a slow spell of the machine does not fall on one contender;
+    each one's rounds are then combined.
+    """
     from pipelines import first_step_experiment, stilts_experiment, taskmix_run, ten_task_experiment
 
     common = {"data_dir": str(data_dir), "cache_dir": str(work / "tokens"), "out_dir": str(work / "trainer"),
               "steps": plan["steps"], "tasks": plan["tasks"], "eval_limit": plan["eval_limit"]}
-    res: dict[str, Any] = {}
 
-    def worker(key: str, worker_kind: str, **extra: Any) -> None:
+    def worker(label: str, worker_kind: str, **extra: Any) -> dict[str, Any]:
         started = time.perf_counter()
-        res[key] = as_dict(run_worker(SCRIPT, worker_kind, {**common, **extra}, work))
-        print(f"  {key}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        run = as_dict(run_worker(SCRIPT, worker_kind, {**common, **extra}, work))
+        print(f"  {label}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+        return run
 
-    def cli(key: str, config: dict[str, Any], cache: str) -> None:
-        res[key] = as_dict(taskmix_run(config, work / "cli", key, data_dir, work / cache))
-        print(f"  {key}: {res[key]['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+    def cli(label: str, config: dict[str, Any], cache: str) -> dict[str, Any]:
+        run = as_dict(taskmix_run(config, work / "cli", label, data_dir, work / cache))
+        print(f"  {label}: {run['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+        return run
 
-    # Round-robin over the four throughput configurations, so a slow spell of the machine
-    # does not fall on one of them; each one's rounds are pooled.
     contenders = {"taskmix": ("taskmix", {}), "trainer_defaults": ("trainer", {"kind": "defaults"}),
                   "trainer_best": ("trainer", {"kind": "best"}), "bare": ("bare", {})}
-    rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
-    for round_index in range(plan["rounds"]):
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in range(1, plan["rounds"] + 1):
         for key, (worker_kind, extra) in contenders.items():
-            worker(f"{key}#{round_index + 1}", worker_kind, **extra)
-            rounds[key].append(res.pop(f"{key}#{round_index + 1}"))
-    for key, runs in rounds.items():
-        res[key] = pooled(runs, plan["tasks"])
-    cli("stilts_taskmix", stilts_experiment(plan["stilts"]), "tokens-stilts")
-    worker("stilts_trainer", "trainer_stilts", out_dir=str(work / "trainer-stilts"), **plan["stilts"])
-    worker("mixture", "mixture", tasks=MIXTURE_TASKS, single_steps=plan["single_steps"])
-    cli("first_cold", first_step_experiment(), "tokens-first")
-    cli("first_warm", first_step_experiment(), "tokens-first")
-    cli("ten_cold", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
-    cli("ten_warm", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
+            runs.setdefault(key, []).append(worker(f"{key} #{r}", worker_kind, **extra))
+    for r in range(1, plan["rounds"] + 1):  # each round starts from an empty token cache
+        runs.setdefault("stilts_taskmix", []).append(
+            cli(f"stilts_taskmix-{r}", stilts_experiment(plan["stilts"]), f"tokens-stilts-{r}"))
+        runs.setdefault("stilts_trainer", []).append(
+            worker(f"stilts_trainer #{r}", "trainer_stilts", out_dir=str(work / f"trainer-stilts-{r}"), **plan["stilts"]))
+        runs.setdefault("first_cold", []).append(cli(f"first_cold-{r}", first_step_experiment(), f"tokens-first-{r}"))
+        runs.setdefault("first_warm", []).append(cli(f"first_warm-{r}", first_step_experiment(), f"tokens-first-{r}"))
+    res: dict[str, Any] = {key: pooled(runs[key], plan["tasks"]) for key in contenders}
+    res.update({key: averaged(runs[key]) for key in ("stilts_taskmix", "stilts_trainer", "first_cold", "first_warm")})
+    res["mixture"] = worker("mixture", "mixture", tasks=MIXTURE_TASKS, single_steps=plan["single_steps"])
+    res["ten_cold"] = cli("ten_cold", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
+    res["ten_warm"] = cli("ten_warm", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
     return res
+
+
+def averaged(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one whole command: mean wall time (and first-step time), with each round's value."""
+    out: dict[str, Any] = {"wall_seconds": mean(r["wall_seconds"] for r in runs),
+                           "each_wall_seconds": [r["wall_seconds"] for r in runs],
+                           "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "result": {}}
+    if all("first_step_seconds" in r["result"] for r in runs):
+        out["result"] = {"first_step_seconds": mean(r["result"]["first_step_seconds"] for r in runs),
+                         "each_first_step_seconds": [r["result"]["first_step_seconds"] for r in runs]}
+    return out
 
 
 def pooled(runs: list[dict[str, Any]], tasks: list[str]) -> dict[str, Any]:
