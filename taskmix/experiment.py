@@ -388,6 +388,7 @@ class ExperimentRunner:
                                     group.selected, majority_score, applied, diag))
         return out
 
+
 def write_predictions(task: Task, split: TokenizedSplit, preds: np.ndarray, path: Path) -> None:
     """A dev prediction file: one row per example with its prediction and gold label."""
     rows = ["uid\tprediction\tlabel"] + [

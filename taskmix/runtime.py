@@ -18,7 +18,7 @@ from taskmix.training.task_data import TaskSplits
 
 
 class Runtime:
-    """Device, precision and inference batch size plus one `TaskSplits` per task, tokenised with the encoder's tokenizer."""
+    """Device, precision, inference batch size, and one `TaskSplits` per task (the encoder's tokenizer)."""
 
     def __init__(self, encoder_name: str, data_dir: Path | None, max_length: int, device: str = "auto",
                  precision: str = "auto", cache_dir: Path | None = None, threads: int | None = None,
