@@ -53,8 +53,7 @@ def each(values: list[float]) -> str:
 
 
 def timing(run: dict[str, Any], key: str = "wall_seconds") -> str:
-    values = run["result"] if key == "first_step_seconds" else run
-    return fmt(values[key]) + each(values[f"each_{key}"])
+    return fmt(run[key]) + each(run[f"each_{key}"])
 
 
 def pipeline_table(res: dict[str, Any]) -> list[str]:
@@ -91,7 +90,7 @@ def goals(res: dict[str, Any], tasks: list[str]) -> list[Goal]:
              res["stilts_trainer"]["wall_seconds"] / res["stilts_taskmix"]["wall_seconds"], 1.3, True),
         Goal("5-task mixture vs length-matched single task",
              mix["mixture"]["train_ex_s"] / mix["single_matched_ex_s"], 0.95, True),
-        Goal("warm cache: command start to end of first optimizer step", res["first_warm"]["result"]["first_step_seconds"],
+        Goal("warm cache: command start to end of first optimizer step", res["first_warm"]["first_step_seconds"],
              5.0, False, " s"),
         Goal("10-task mixture peak RSS (worse of cold/warm)",
              max(res["ten_cold"]["peak_rss_mib"], res["ten_warm"]["peak_rss_mib"]) / GIB, 4.0, False, " GiB"),

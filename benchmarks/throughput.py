@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 from statistics import mean
-from typing import Any
+from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -37,11 +37,10 @@ MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
 def sizes(steps: int, rounds: int, quick: bool) -> dict[str, Any]:
     """Data sizes of each measurement; `--quick` shrinks everything to check the script runs."""
     if quick:
-        return {"steps": steps, "rounds": rounds, "tasks": TASKS[:1], "eval_limit": 32, "single_steps": steps, "ten_steps": 2,
-                "stilts": {"snli_train": 96, "snli_dev": 32, "rte_train": 64, "rte_epochs": 1}}
+        return {"steps": steps, "rounds": rounds, "tasks": TASKS[:1], "eval_limit": 32, "single_steps": steps,
+                "ten_steps": 2, "stilts": {"snli_train": 96, "snli_dev": 32, "rte_train": 64, "rte_epochs": 1}}
     return {"steps": steps, "rounds": rounds, "tasks": TASKS, "eval_limit": None, "single_steps": max(2, steps // 2),
-            "ten_steps": 20,
-            "stilts": {"snli_train": 2000, "snli_dev": 500, "rte_train": 1000, "rte_epochs": 2}}
+            "ten_steps": 20, "stilts": {"snli_train": 2000, "snli_dev": 500, "rte_train": 1000, "rte_epochs": 2}}
 
 
 def as_dict(child: ChildRun) -> dict[str, Any]:
@@ -71,35 +70,45 @@ def measure(data_dir: Path, work: Path, plan: dict[str, Any]) -> dict[str, Any]:
         print(f"  {label}: {run['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
         return run
 
-    contenders = {"taskmix": ("taskmix", {}), "trainer_defaults": ("trainer", {"kind": "defaults"}),
-                  "trainer_best": ("trainer", {"kind": "best"}), "bare": ("bare", {})}
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for r in range(1, plan["rounds"] + 1):
-        for key, (worker_kind, extra) in contenders.items():
-            runs.setdefault(key, []).append(worker(f"{key} #{r}", worker_kind, **extra))
-    for r in range(1, plan["rounds"] + 1):  # each round starts from an empty token cache
-        runs.setdefault("stilts_taskmix", []).append(
-            cli(f"stilts_taskmix-{r}", stilts_experiment(plan["stilts"]), f"tokens-stilts-{r}"))
-        runs.setdefault("stilts_trainer", []).append(
-            worker(f"stilts_trainer #{r}", "trainer_stilts", out_dir=str(work / f"trainer-stilts-{r}"), **plan["stilts"]))
-        runs.setdefault("first_cold", []).append(cli(f"first_cold-{r}", first_step_experiment(), f"tokens-first-{r}"))
-        runs.setdefault("first_warm", []).append(cli(f"first_warm-{r}", first_step_experiment(), f"tokens-first-{r}"))
-    res: dict[str, Any] = {key: pooled(runs[key], plan["tasks"]) for key in contenders}
-    res.update({key: averaged(runs[key]) for key in ("stilts_taskmix", "stilts_trainer", "first_cold", "first_warm")})
+    # Each contender is a callable of the round number; whole commands start from an empty token cache per round.
+    throughput = {
+        "taskmix": lambda r: worker(f"taskmix #{r}", "taskmix"),
+        "trainer_defaults": lambda r: worker(f"trainer_defaults #{r}", "trainer", kind="defaults"),
+        "trainer_best": lambda r: worker(f"trainer_best #{r}", "trainer", kind="best"),
+        "bare": lambda r: worker(f"bare #{r}", "bare"),
+    }
+    commands = {
+        "stilts_taskmix": lambda r: cli(f"stilts_taskmix-{r}", stilts_experiment(plan["stilts"]), f"tokens-stilts-{r}"),
+        "stilts_trainer": lambda r: worker(f"stilts_trainer #{r}", "trainer_stilts",
+                                           out_dir=str(work / f"trainer-stilts-{r}"), **plan["stilts"]),
+        "first_cold": lambda r: cli(f"first_cold-{r}", first_step_experiment(), f"tokens-first-{r}"),
+        "first_warm": lambda r: cli(f"first_warm-{r}", first_step_experiment(), f"tokens-first-{r}"),
+    }
+    res: dict[str, Any] = {key: pooled(runs, plan["tasks"]) for key, runs in interleaved(throughput, plan["rounds"]).items()}
+    res.update({key: averaged(runs) for key, runs in interleaved(commands, plan["rounds"]).items()})
     res["mixture"] = worker("mixture", "mixture", tasks=MIXTURE_TASKS, single_steps=plan["single_steps"])
     res["ten_cold"] = cli("ten_cold", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
     res["ten_warm"] = cli("ten_warm", ten_task_experiment(plan["ten_steps"]), "tokens-ten")
     return res
 
 
+def interleaved(contenders: dict[str, Callable[[int], dict[str, Any]]], rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """Every contender once per round, in turn, so a slow spell of the machine is shared out."""
+    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in contenders}
+    for r in range(1, rounds + 1):
+        for key, run in contenders.items():
+            runs[key].append(run(r))
+    return runs
+
+
 def averaged(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Rounds of one whole command: mean wall time (and first-step time), with each round's value."""
-    out: dict[str, Any] = {"wall_seconds": mean(r["wall_seconds"] for r in runs),
-                           "each_wall_seconds": [r["wall_seconds"] for r in runs],
-                           "peak_rss_mib": max(r["peak_rss_mib"] for r in runs), "result": {}}
-    if all("first_step_seconds" in r["result"] for r in runs):
-        out["result"] = {"first_step_seconds": mean(r["result"]["first_step_seconds"] for r in runs),
-                         "each_first_step_seconds": [r["result"]["first_step_seconds"] for r in runs]}
+    """Rounds of one whole command: mean wall time (and first-step time, where stamped), with each round's value."""
+    out: dict[str, Any] = {"peak_rss_mib": max(r["peak_rss_mib"] for r in runs)}
+    timings = {"wall_seconds": [r["wall_seconds"] for r in runs],
+               "first_step_seconds": [r["result"].get("first_step_seconds") for r in runs]}
+    for key, values in timings.items():
+        if None not in values:
+            out.update({key: mean(values), f"each_{key}": values})
     return out
 
 

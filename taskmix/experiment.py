@@ -39,7 +39,6 @@ from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask, TrainableTask
 from taskmix.runtime import Runtime
 from taskmix.training.features import TokenizedSplit
-from taskmix.training.predict import predict
 from taskmix.training.tracking import TensorBoardTracker
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
@@ -305,8 +304,7 @@ class ExperimentRunner:
             for split_name, split in st.dev.items():
                 preds = kept.get(split_name)
                 if preds is None or len(preds) != len(split):  # a stage reused from the cache: predict afresh
-                    preds = predict(model, st.head, split, self.rt.eval_batch_size, self.rt.pad_id, self.rt.device,
-                                    self.rt.precision)
+                    preds = self.rt.predict_split(model, st.head, split)
                 write_predictions(st.task, split, preds, out_dir / "predictions" / f"{st.task.name}-{split_name}.tsv")
             if is_final and stage.predict_test:
                 self.write_test(model, st.head, st.task, out_dir / "submission")
