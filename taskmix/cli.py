@@ -105,7 +105,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
             path = data_dir / source.path
             sizes.append(f"{split} ({_count_rows(task, split, data_dir)})" if path.exists() else f"{split} (absent)")
         labels = ", ".join(task.labels) if task.labels else "—"
-        print(f"| {task.name} | {task.kind.value} | {labels} | {', '.join(task.metrics)} | {'; '.join(sizes)} |")
+        print(f"| {task.name} | {task.kind.name} | {labels} | {', '.join(task.metrics)} | {'; '.join(sizes)} |")
     return 0
 
 

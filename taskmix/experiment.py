@@ -31,14 +31,13 @@ from taskmix.rundir import save_torch, write_json, write_text
 from taskmix.stage_cache import StageCache, cache_key
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task, register_task
-from taskmix.tasks.base import HeadKind, Task
+from taskmix.tasks.base import Task
 from taskmix.tasks.custom import build_custom_task
 from taskmix.task_refs import corpus_path, labelled_task, pretraining_name
 from taskmix.training import distributed
 from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask, TrainableTask
 from taskmix.runtime import Runtime
-from taskmix.training.features import TokenizedSplit
 from taskmix.training.tracking import TensorBoardTracker
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
@@ -187,7 +186,7 @@ class ExperimentRunner:
             task = self.pretraining_task(ref)
             return ref.head or task.name, task.head_kind, task.num_outputs
         task = get_task(ref.name)
-        return head_name(ref, task), task.kind.value, task.num_classes
+        return head_name(ref, task), task.kind.head, task.num_classes
 
     def add_heads(self, model: MultiTaskModel, refs: list[TaskRef], kept: dict[str, dict], dropout: float) -> None:
         """Build missing heads; vocabulary heads are tied to the encoder before kept weights load."""
@@ -298,16 +297,9 @@ class ExperimentRunner:
                             is_final: bool) -> None:
         """Dev predictions and test submission files (labelled targets only), the checkpoint and the metrics."""
         for st in group.tasks:
-            if not isinstance(st, StageTask):
-                continue
-            kept = (group.dev_predictions or {}).get(st.name, {})
-            for split_name, split in st.dev.items():
-                preds = kept.get(split_name)
-                if preds is None or len(preds) != len(split):  # a stage reused from the cache: predict afresh
-                    preds = self.rt.predict_split(model, st.head, split)
-                write_predictions(st.task, split, preds, out_dir / "predictions" / f"{st.task.name}-{split_name}.tsv")
-            if is_final and stage.predict_test:
-                self.write_test(model, st.head, st.task, out_dir / "submission")
+            st.write_predictions(out_dir, (group.dev_predictions or {}).get(st.name, {}), self.rt.predict_split)
+            if is_final and stage.predict_test and st.labelled_task is not None:
+                self.write_test(model, st.head, st.labelled_task, out_dir / "submission")
         heads = {st.head: {"kind": st.head_kind, "num_outputs": st.num_outputs, "task": st.name}
                  for st in group.tasks}
         save_torch(out_dir / "checkpoint.pt", {
@@ -365,62 +357,23 @@ class ExperimentRunner:
         majority baseline, degenerate-run flags and (NLI) the diagnostic."""
         out = []
         for st in group.tasks:
-            labelled = isinstance(st, StageTask)
-            majority = majority_metrics(st) if labelled else None
-            majority_score = glue_metrics.task_score(majority) if majority else None
-            chance = best_constant_score(st) if labelled else None
+            baselines = st.baselines()
             runs = [TaskRun(r.restart, r.seed, r.metrics[st.name], r.scores[st.name],
-                            labelled and glue_metrics.is_degenerate(st.task, r.scores[st.name], chance))
+                            st.is_degenerate(r.scores[st.name], baselines))
                     for r in group.restarts]
             metrics = group.restarts[group.selected].metrics[st.name]
             applied = False
-            if majority:
-                metrics, applied = glue_metrics.apply_majority_rule(st.name, metrics, majority)
+            task = st.labelled_task
+            if baselines.majority is not None and task is not None:
+                metrics, applied = glue_metrics.apply_majority_rule(task, metrics, baselines.majority)
             diag = None
-            if labelled and self.cfg.diagnostic and is_nli(st.task):
-                task = st.task
+            if task is not None and self.cfg.diagnostic and is_nli(task):
                 model = self.fresh_model(group.encoder_state)
                 self.add_heads(model, [TaskRef(name=task.name, head=st.head)], group.head_states, stage.dropout)
                 diag = self.diagnostic(model, st.head, task)
             out.append(TargetResult(label, st.name, metrics, glue_metrics.task_score(metrics), runs,
-                                    group.selected, majority_score, applied, diag))
+                                    group.selected, baselines.majority_score, applied, diag))
         return out
-
-
-def write_predictions(task: Task, split: TokenizedSplit, preds: np.ndarray, path: Path) -> None:
-    """A dev prediction file: one row per example with its prediction and gold label."""
-    rows = ["uid\tprediction\tlabel"] + [
-        f"{uid}\t{format_prediction(task, p)}\t{format_prediction(task, gold)}"
-        for uid, p, gold in zip(split.uids, preds, split.labels)
-    ]
-    write_text(path, "\n".join(rows) + "\n")
-
-
-def majority_metrics(st: StageTask) -> dict[str, float] | None:
-    """Dev metrics of always predicting the training majority class (classification only)."""
-    if st.task.kind is not HeadKind.CLASSIFICATION:
-        return None
-    train_labels = np.asarray(st.train.labels)
-    return constant_metrics(st, glue_metrics.majority_class(train_labels[train_labels >= 0]))
-
-
-def best_constant_score(st: StageTask) -> float | None:
-    """The best dev score any constant prediction reaches: the bar a degenerate run fails to clear.
-
-    Using the best constant class rather than the training majority keeps a run that
-    predicts the dev set's most frequent class from passing as learned when a
-    subsampled training set happens to lean the other way.
-    """
-    if st.task.kind is not HeadKind.CLASSIFICATION:
-        return None
-    return max(glue_metrics.task_score(constant_metrics(st, c)) for c in range(st.task.num_classes))
-
-
-def constant_metrics(st: StageTask, index: int) -> dict[str, float]:
-    """Dev metrics of predicting class `index` for every row."""
-    return glue_metrics.merge_splits({
-        name: glue_metrics.majority_metrics(st.task, index, np.asarray(split.labels)) for name, split in st.dev.items()
-    })
 
 
 @dataclass
@@ -437,9 +390,3 @@ class GroupOutcome:
 
 def head_name(ref: TaskRef, task: Task) -> str:
     return ref.head or task.name
-
-
-def format_prediction(task: Task, value) -> str:
-    if task.kind is HeadKind.REGRESSION:
-        return "" if np.isnan(value) else f"{float(value):.4f}"
-    return task.labels[int(value)] if 0 <= int(value) < len(task.labels) else ""

@@ -1,7 +1,8 @@
 """Evaluation metrics by name, task and GLUE scores, validation averaging and majority baselines.
 
 Tasks name their metrics as strings (`Task.metrics`), so every metric lives in one registry
-here and the engine never branches on task names.  Values are fractions: accuracy and F1 in
+here; what differs between task kinds (prediction dtype, constant baselines, degenerate
+runs) is asked of the task's kind.  Values are fractions: accuracy and F1 in
 [0, 1], correlations in [-1, 1]; tables multiply by 100.
 
 Undefined values are pinned down rather than left as NaN, so that best-on-dev selection and
@@ -22,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from taskmix.errors import ConfigError
-from taskmix.tasks.base import HeadKind, Task
+from taskmix.tasks.base import Task
 
 # A metric takes (predictions, labels) as arrays and returns one number.
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
@@ -101,23 +102,6 @@ LOWER_IS_BETTER: Mapping[str, float] = {"perplexity": 250.0}
 # negated, so validation still prefers lower values.
 NEGATED = frozenset({"mse", "cross_entropy"})
 
-# A classification run is degenerate when it does not beat always predicting the majority
-# class by more than one point (on the 0..100 scale).  One point is about three examples of
-# RTE dev (277 rows), i.e. within the noise of the small dev sets where degenerate restarts
-# occur, and far below the gap between a trained and an untrained model.
-DEGENERATE_MARGIN = 0.01
-
-# A regression run is degenerate when the mean of its correlations is at most 0.1.  Random
-# guessing scores about 0 with a standard error of about 1/sqrt(n) (0.026 on the 1,500 rows
-# of STS-B dev, 0.03 with 1k examples), so 0.1 sits several standard errors above chance yet
-# far below any model that learned the task (0.7-0.9 on STS-B).
-REGRESSION_DEGENERATE_THRESHOLD = 0.1
-
-# Tasks whose reported result falls back to the majority class when the model is worse
-# (seeds 001 and 002 follow this for WNLI, whose dev set is adversarial to the train set).
-MAJORITY_RULE_TASKS = frozenset({"wnli"})
-
-
 def metric_fn(task: Task, name: str) -> MetricFn:
     """The registered metric `name`, with an error naming the task if it is unknown."""
     try:
@@ -130,10 +114,10 @@ def metric_fn(task: Task, name: str) -> MetricFn:
 def compute_metrics(
     task: Task, predictions: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray
 ) -> dict[str, float]:
-    """All metrics of `task` for class-index (classification) or float (regression) predictions."""
+    """All metrics of `task` for predictions of its kind (class indices, scores)."""
     if any(label is None for label in labels):
         raise ValueError(f"task {task.name!r}: labels are missing (is this an unlabelled split?)")
-    dtype = np.int64 if task.kind is HeadKind.CLASSIFICATION else np.float64
+    dtype = task.kind.prediction_dtype
     pred = np.asarray(predictions, dtype=dtype)
     gold = np.asarray(labels, dtype=dtype)
     if pred.shape != gold.shape or pred.ndim != 1:
@@ -200,49 +184,19 @@ def mixture_validation_score(per_task_scores: Mapping[str, Mapping[str, float]])
     return _mean([validation_score(m) for m in per_task_scores.values()], "tasks")
 
 
-def majority_class(train_labels: Sequence[int] | np.ndarray) -> int:
-    """The most frequent class index (the smallest index on ties)."""
-    counts = np.bincount(np.asarray(train_labels, dtype=np.int64))
-    if counts.size == 0:
-        raise ValueError("cannot find the majority class of zero labels")
-    return int(np.argmax(counts))
-
-
-def majority_metrics(
-    task: Task, majority_index: int, dev_labels: Sequence[int] | np.ndarray
-) -> dict[str, float]:
-    """The metrics of always predicting `majority_index`: the floor a model must beat."""
-    if task.kind is not HeadKind.CLASSIFICATION:
-        raise ValueError(f"task {task.name!r}: a majority class needs a classification task")
-    return compute_metrics(task, np.full(len(dev_labels), majority_index), dev_labels)
+def constant_metrics(task: Task, prediction: float, dev_labels: Sequence[float] | np.ndarray) -> dict[str, float]:
+    """The metrics of predicting `prediction` for every row: the floor a model must beat."""
+    return compute_metrics(task, np.full(len(dev_labels), prediction), dev_labels)
 
 
 def apply_majority_rule(
-    task_name: str, metrics: Mapping[str, float], majority: Mapping[str, float]
+    task: Task, metrics: Mapping[str, float], majority: Mapping[str, float]
 ) -> tuple[dict[str, float], bool]:
-    """For WNLI, report the majority-class metrics when the model scores below them.
+    """For tasks with `majority_floor` (WNLI), report the majority-class metrics when the model
+    scores below them (seeds 001 and 002).
 
     Returns the metrics to report and whether they were replaced.  Other tasks pass through.
     """
-    if task_name.lower() in MAJORITY_RULE_TASKS and task_score(metrics) < task_score(majority):
+    if task.majority_floor and task_score(metrics) < task_score(majority):
         return dict(majority), True
     return dict(metrics), False
-
-
-def is_degenerate(
-    task: Task,
-    score: float,
-    majority_score: float | None = None,
-    margin: float = DEGENERATE_MARGIN,
-    regression_threshold: float = REGRESSION_DEGENERATE_THRESHOLD,
-) -> bool:
-    """Whether a run is a "degenerate" restart, an outlier close to random guessing (seed 002).
-
-    Classification: `score` <= `majority_score` + `margin`.  Regression: `score` (the mean of
-    Pearson and Spearman) <= `regression_threshold`; `majority_score` is not used.
-    """
-    if task.kind is HeadKind.REGRESSION:
-        return score <= regression_threshold
-    if majority_score is None:
-        raise ValueError(f"task {task.name!r}: degenerate detection needs the majority-class score")
-    return score <= majority_score + margin

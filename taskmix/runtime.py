@@ -12,7 +12,8 @@ from taskmix.models.model import MultiTaskModel
 from taskmix.tasks import split_file
 from taskmix.tasks.base import Task
 from taskmix.training.device import default_eval_batch_size, resolve_precision, select_device
-from taskmix.training.features import TokenCache, TokenizedSplit
+from taskmix.kinds.base import Features
+from taskmix.training.features import TokenCache
 from taskmix.training.predict import predict
 from taskmix.training.task_data import TaskSplits
 
@@ -43,7 +44,7 @@ class Runtime:
     def predict(self, model: MultiTaskModel, head: str, task: Task, split: str) -> np.ndarray:
         return self.predict_split(model, head, self.splits(task).get(split))
 
-    def predict_split(self, model: MultiTaskModel, head: str, split: TokenizedSplit) -> np.ndarray:
+    def predict_split(self, model: MultiTaskModel, head: str, split: Features) -> np.ndarray:
         """Predictions for an already tokenised (possibly limited) split, with this runtime's settings."""
         return predict(model, head, split, self.eval_batch_size, self.pad_id, self.device, self.precision)
 

@@ -9,31 +9,12 @@ never leaves a truncated submission behind.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from taskmix.errors import ConfigError
 from taskmix.rundir import write_text
-from taskmix.tasks.base import HeadKind, Task
-
-# Range of regression scores the GLUE server accepts (STS-B similarity, 0 to 5).
-REGRESSION_RANGE = (0.0, 5.0)
-
-
-def _label(task: Task, prediction: float) -> str:
-    """The label string of a class index, or the clipped score (3 decimals) for regression."""
-    if task.kind is HeadKind.REGRESSION:
-        if not math.isfinite(prediction):
-            raise ValueError(f"task {task.name!r}: non-finite regression prediction {prediction}")
-        low, high = REGRESSION_RANGE
-        return f"{min(max(float(prediction), low), high):.3f}"
-    index = int(prediction)
-    if not 0 <= index < len(task.labels):
-        count = len(task.labels)
-        raise ValueError(f"task {task.name!r}: class index {index} outside {count} labels")
-    return task.labels[index]
-
+from taskmix.tasks.base import Task
 
 def _json_label(label: str) -> bool | int | str:
     """SuperGLUE stores booleans (BoolQ, WiC, ...) as JSON true/false, choices (COPA) as ints."""
@@ -43,7 +24,7 @@ def _json_label(label: str) -> bool | int | str:
 
 
 def _tsv(task: Task, uids: Sequence[str], predictions: Sequence[float]) -> str:
-    rows = [f"{uid}\t{_label(task, p)}\n" for uid, p in zip(uids, predictions)]
+    rows = [f"{uid}\t{task.kind.submission_label(task, p)}\n" for uid, p in zip(uids, predictions)]
     return "index\tprediction\n" + "".join(rows)
 
 
@@ -55,7 +36,7 @@ def _jsonl(task: Task, uids: Sequence[str], predictions: Sequence[float]) -> str
         except ValueError:
             message = f"task {task.name!r}: SuperGLUE needs integer ids, got {uid!r}"
             raise ValueError(message) from None
-        rows.append(json.dumps({"idx": idx, "label": _json_label(_label(task, p))}) + "\n")
+        rows.append(json.dumps({"idx": idx, "label": _json_label(task.kind.submission_label(task, p))}) + "\n")
     return "".join(rows)
 
 
@@ -67,7 +48,7 @@ def write_submission(
 ) -> Path:
     """Write the predictions of one test split as the task's submission file; return its path.
 
-    `predictions` are class indices (classification) or scores (regression), aligned with
+    `predictions` are what the task's kind predicts (class indices, scores), aligned with
     `uids`, the row ids of the test file.
     """
     name = task.submission_files.get(split)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from taskmix.experiment import best_constant_score, majority_metrics
-from taskmix.tasks.base import HeadKind, Task
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
+from taskmix.tasks.base import Task
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.stage_task import StageTask
 
@@ -17,13 +18,16 @@ def split(labels: list[int]) -> TokenizedSplit:
 
 
 def test_best_constant_uses_the_dev_majority_when_train_leans_the_other_way():
-    task = Task(name="toy", kind=HeadKind.CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("a", "b"))
+    task = Task(name="toy", kind=CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("a", "b"))
     st = StageTask(task=task, head="toy", train=split([1, 1, 1, 0]), dev={"dev": split([0, 0, 0, 1])})
-    assert majority_metrics(st) == {"accuracy": 0.25}
-    assert best_constant_score(st) == 0.75
+    baselines = st.baselines()
+    assert baselines.majority == {"accuracy": 0.25}
+    assert baselines.best_constant == 0.75
+    assert st.is_degenerate(0.76, baselines) and not st.is_degenerate(0.8, baselines)
 
 
 def test_regression_has_no_constant_baseline():
-    task = Task(name="reg", kind=HeadKind.REGRESSION, metrics=("pearson",), splits={})
+    task = Task(name="reg", kind=REGRESSION, metrics=("pearson",), splits={})
     st = StageTask(task=task, head="reg", train=split([1, 2]), dev={"dev": split([1, 2])})
-    assert majority_metrics(st) is None and best_constant_score(st) is None
+    baselines = st.baselines()
+    assert baselines.majority is None and baselines.best_constant is None

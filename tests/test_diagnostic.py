@@ -19,7 +19,8 @@ from taskmix.diagnostic import (
     to_nli_order,
 )
 from taskmix.errors import DataError, TaskmixError
-from taskmix.tasks.base import Example, HeadKind, Task
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.tasks.base import Example, Task
 
 E, N, C = 0, 1, 2
 
@@ -70,8 +71,7 @@ def test_rejects_unlabelled_rows_unknown_categories_and_length_mismatch() -> Non
 
 
 def nli_task(name: str, labels: tuple[str, ...]) -> Task:
-    kind = HeadKind.CLASSIFICATION
-    return Task(name=name, kind=kind, metrics=("accuracy",), splits={}, labels=labels)
+    return Task(name=name, kind=CLASSIFICATION, metrics=("accuracy",), splits={}, labels=labels)
 
 
 def test_to_nli_order_maps_other_label_orders() -> None:

@@ -22,7 +22,9 @@ from taskmix.mixture import MixtureConfig, loss_weights
 from taskmix.models.encoder import HFEncoder
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
-from taskmix.tasks.base import HeadKind, Task
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
+from taskmix.tasks.base import Task
 from taskmix.training.batching import collate
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.r3f import r3f_forward, sample_noise, symmetric_kl
@@ -39,10 +41,10 @@ PAD_ID = 0
 CPU = torch.device("cpu")
 
 TASKS = {
-    "pair2": Task(name="pair2", kind=HeadKind.CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("no", "yes")),
-    "nli3": Task(name="nli3", kind=HeadKind.CLASSIFICATION, metrics=("accuracy",), splits={},
+    "pair2": Task(name="pair2", kind=CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("no", "yes")),
+    "nli3": Task(name="nli3", kind=CLASSIFICATION, metrics=("accuracy",), splits={},
                  labels=("entailment", "neutral", "contradiction")),
-    "sts": Task(name="sts", kind=HeadKind.REGRESSION, metrics=("pearson",), splits={}),
+    "sts": Task(name="sts", kind=REGRESSION, metrics=("pearson",), splits={}),
 }
 # Distinct training sizes so that size-based loss scaling gives distinct weights.
 TRAIN_SIZES = {"pair2": 4, "nli3": 9, "sts": 16}
@@ -81,7 +83,7 @@ def base_model(encoder_dir: Path) -> MultiTaskModel:
     """Encoder plus one head per task, built the way the experiment runner builds them (dropout 0)."""
     torch.manual_seed(1)
     encoder = HFEncoder(str(encoder_dir))
-    heads = {name: build_head(task.kind.value, encoder.hidden_size, task.num_classes, dropout=0.0)
+    heads = {name: build_head(task.kind.head, encoder.hidden_size, task.num_classes, dropout=0.0)
              for name, task in TASKS.items()}
     return MultiTaskModel(encoder, heads)
 
@@ -103,7 +105,7 @@ def make_split(task: Task, n: int, seed: int) -> TokenizedSplit:
     ids = rng.integers(5, 64, size=int(offsets[-1])).astype(np.int32)
     # Every other example is a sentence pair whose second segment starts half-way.
     starts = np.where(np.arange(n) % 2 == 0, lengths, lengths // 2).astype(np.int32)
-    if task.kind is HeadKind.REGRESSION:
+    if task.kind is REGRESSION:
         labels = rng.uniform(0.0, 5.0, size=n).astype(np.float32)
     else:
         labels = rng.integers(0, task.num_classes, size=n).astype(np.int64)
@@ -154,7 +156,7 @@ def manual_step_loss(model: MultiTaskModel, splits: dict[str, TokenizedSplit], w
     for name in STEP_NAMES:
         batch = collate(splits[name], next(streams[name]), PAD_ID)
         logits = model(name, batch)
-        if TASKS[name].kind is HeadKind.REGRESSION:
+        if TASKS[name].kind is REGRESSION:
             task_loss = F.mse_loss(logits, batch["labels"].float())
         else:
             task_loss = F.cross_entropy(logits, batch["labels"])

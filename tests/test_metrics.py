@@ -12,31 +12,31 @@ from taskmix.metrics import (
     METRICS,
     apply_majority_rule,
     compute_metrics,
+    constant_metrics,
     glue_score,
-    is_degenerate,
-    majority_class,
-    majority_metrics,
     mixture_validation_score,
     prefixed,
     task_score,
     validation_score,
     validation_value,
 )
-from taskmix.tasks.base import HeadKind, Task
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
+from taskmix.tasks.base import Task
 
 SEEDS = range(50)
 
 
 def classification(name: str, metrics: tuple[str, ...], labels: tuple[str, ...]) -> Task:
-    return Task(name=name, kind=HeadKind.CLASSIFICATION, metrics=metrics, splits={}, labels=labels)
+    return Task(name=name, kind=CLASSIFICATION, metrics=metrics, splits={}, labels=labels)
 
 
 MRPC = classification("mrpc", ("accuracy", "f1"), ("0", "1"))
 COLA = classification("cola", ("matthews",), ("0", "1"))
 CB = classification("cb", ("accuracy", "f1_macro"), ("entailment", "contradiction", "neutral"))
 NLI = classification("mnli", ("accuracy", "r3"), ("entailment", "neutral", "contradiction"))
-WNLI = classification("wnli", ("accuracy",), ("0", "1"))
-STSB = Task(name="sts-b", kind=HeadKind.REGRESSION, metrics=("pearson", "spearman"), splits={})
+WNLI = Task(name="wnli", kind=CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("0", "1"), majority_floor=True)
+STSB = Task(name="sts-b", kind=REGRESSION, metrics=("pearson", "spearman"), splits={})
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -147,38 +147,43 @@ def test_perplexity_transform_and_mixture_validation_score() -> None:
     assert mixture_validation_score(better) > mixture_validation_score(per_task)
 
 
-def test_majority_class_and_metrics() -> None:
-    assert majority_class([1, 0, 1, 1, 0]) == 1
-    assert majority_class([2, 0, 2, 0]) == 0  # ties go to the smallest index
-    assert majority_metrics(MRPC, 1, [1, 1, 0, 1]) == pytest.approx({"accuracy": 0.75, "f1": 6 / 7})
-    assert majority_metrics(COLA, 0, [0, 1, 0]) == {"matthews": 0.0}
+def test_majority_class_and_constant_metrics() -> None:
+    majority_class = CLASSIFICATION.majority_prediction
+    assert majority_class(np.array([1, 0, 1, 1, 0])) == 1
+    assert majority_class(np.array([2, 0, 2, 0])) == 0  # ties go to the smallest index
+    assert majority_class(np.array([-1, -1, 1])) == 1  # unlabelled rows do not count
+    assert constant_metrics(MRPC, 1, [1, 1, 0, 1]) == pytest.approx({"accuracy": 0.75, "f1": 6 / 7})
+    assert constant_metrics(COLA, 0, [0, 1, 0]) == {"matthews": 0.0}
     with pytest.raises(ValueError):
-        majority_class([])
-    with pytest.raises(ValueError, match="'sts-b'"):
-        majority_metrics(STSB, 0, [1.0])
+        majority_class(np.array([], dtype=np.int64))
+    assert REGRESSION.majority_prediction(np.array([1.0])) is None
+    assert REGRESSION.constant_predictions(STSB) == [] and CLASSIFICATION.constant_predictions(CB) == [0, 1, 2]
 
 
 def test_wnli_majority_rule() -> None:
-    majority = majority_metrics(WNLI, 0, [0] * 40 + [1] * 31)
+    majority = constant_metrics(WNLI, 0, [0] * 40 + [1] * 31)
     assert majority["accuracy"] == pytest.approx(40 / 71)  # 56.3, as in seeds 001/002
-    metrics, applied = apply_majority_rule("wnli", {"accuracy": 0.45}, majority)
+    metrics, applied = apply_majority_rule(WNLI, {"accuracy": 0.45}, majority)
     assert applied and metrics == majority
-    assert apply_majority_rule("WNLI", {"accuracy": 0.45}, majority)[1]
-    assert apply_majority_rule("wnli", {"accuracy": 0.6}, majority) == ({"accuracy": 0.6}, False)
-    assert apply_majority_rule("rte", {"accuracy": 0.45}, majority) == ({"accuracy": 0.45}, False)
+    assert apply_majority_rule(WNLI, {"accuracy": 0.6}, majority) == ({"accuracy": 0.6}, False)
+    rte = classification("rte", ("accuracy",), ("entailment", "not_entailment"))
+    assert apply_majority_rule(rte, {"accuracy": 0.45}, majority) == ({"accuracy": 0.45}, False)
+
+
+def test_registered_wnli_alone_has_the_majority_floor() -> None:
+    from taskmix.tasks import all_tasks
+
+    assert [t.name for t in all_tasks() if t.majority_floor] == ["wnli"]
 
 
 def test_degenerate_detection() -> None:
-    rte = classification("rte", ("accuracy",), ("entailment", "not_entailment"))
-    assert is_degenerate(rte, 0.527, majority_score=0.527)
-    assert is_degenerate(rte, 0.535, majority_score=0.527)  # within the one-point margin
-    assert not is_degenerate(rte, 0.60, majority_score=0.527)
-    assert not is_degenerate(rte, 0.535, majority_score=0.527, margin=0.0)
-    assert is_degenerate(COLA, 0.0, majority_score=0.0)
-    assert not is_degenerate(COLA, 0.3, majority_score=0.0)
-    assert is_degenerate(STSB, 0.05)
-    assert is_degenerate(STSB, -0.2)
-    assert not is_degenerate(STSB, 0.85)
-    assert not is_degenerate(STSB, 0.05, regression_threshold=0.0)
-    with pytest.raises(ValueError, match="'rte'"):
-        is_degenerate(rte, 0.6)
+    assert CLASSIFICATION.is_degenerate(0.527, best_constant=0.527)
+    assert CLASSIFICATION.is_degenerate(0.535, best_constant=0.527)  # within the one-point margin
+    assert not CLASSIFICATION.is_degenerate(0.60, best_constant=0.527)
+    assert CLASSIFICATION.is_degenerate(0.0, best_constant=0.0)
+    assert not CLASSIFICATION.is_degenerate(0.3, best_constant=0.0)
+    assert REGRESSION.is_degenerate(0.05, None)
+    assert REGRESSION.is_degenerate(-0.2, None)
+    assert not REGRESSION.is_degenerate(0.85, None)
+    with pytest.raises(ValueError, match="best constant"):
+        CLASSIFICATION.is_degenerate(0.6, None)

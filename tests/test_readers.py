@@ -9,7 +9,8 @@ import pytest
 
 from taskmix.errors import DataError
 from taskmix.tasks import load_split
-from taskmix.tasks.base import HeadKind
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 
 # (task, split, rows): official counts, data rows only; SNLI counts only gold-labelled pairs.
@@ -75,7 +76,7 @@ def test_glue_quirks(data_dir: Path) -> None:
     assert load_split("snli", "dev", data_dir)[0].uid == "4705552913.jpg#2r1n"
 
 
-BINARY = LabelSpec(HeadKind.CLASSIFICATION, ("0", "1"))
+BINARY = LabelSpec(CLASSIFICATION, ("0", "1"))
 PAIR = Columns(text_a="a", text_b="b", label="label", uid="id")
 
 
@@ -112,7 +113,7 @@ def test_label_outside_set_names_file_line_label_and_set(tmp_path: Path) -> None
 def test_regression_label_must_be_a_number(tmp_path: Path) -> None:
     file = write(tmp_path / "sts.tsv", "id\ta\tb\tlabel\n1\tx\ty\t4.5\n2\tx\ty\thigh\n")
     with pytest.raises(DataError, match=r"sts\.tsv:3: regression label 'high'"):
-        TableReader("tsv", PAIR, LabelSpec(HeadKind.REGRESSION))(file)
+        TableReader("tsv", PAIR, LabelSpec(REGRESSION))(file)
 
 
 def test_unknown_header_column(tmp_path: Path) -> None:
@@ -131,7 +132,7 @@ def test_bad_json_line_names_file_and_line(tmp_path: Path) -> None:
 def test_jsonl_booleans_and_skip_rule(tmp_path: Path) -> None:
     lines = ['{"a": "x", "label": true}', '{"a": "y", "label": "-"}', '{"a": "z", "label": false}']
     file = write(tmp_path / "x.jsonl", "\n".join(lines))
-    spec = LabelSpec(HeadKind.CLASSIFICATION, ("False", "True"), skip=frozenset({"-"}))
+    spec = LabelSpec(CLASSIFICATION, ("False", "True"), skip=frozenset({"-"}))
     examples = TableReader("jsonl", Columns(text_a="a", label="label"), spec)(file)
     assert [(e.text_a, e.label) for e in examples] == [("x", 1), ("z", 0)]
 

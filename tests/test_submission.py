@@ -9,14 +9,17 @@ import pytest
 
 from taskmix.errors import ConfigError
 from taskmix.submission import write_submission
-from taskmix.tasks.base import HeadKind, Task
+from taskmix.kinds.base import TaskKind
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
+from taskmix.tasks.base import Task
 
 
 def task(
     name: str,
     labels: tuple[str, ...],
     files: dict[str, str],
-    kind: HeadKind = HeadKind.CLASSIFICATION,
+    kind: TaskKind = CLASSIFICATION,
 ) -> Task:
     metrics = ("accuracy",)
     return Task(name, kind, metrics, splits={}, labels=labels, submission_files=files)
@@ -24,7 +27,7 @@ def task(
 
 RTE = task("rte", ("entailment", "not_entailment"), {"test": "RTE.tsv"})
 MRPC = task("mrpc", ("0", "1"), {"test": "MRPC.tsv"})
-STSB = task("sts-b", (), {"test": "STS-B.tsv"}, HeadKind.REGRESSION)
+STSB = task("sts-b", (), {"test": "STS-B.tsv"}, REGRESSION)
 MNLI = task(
     "mnli",
     ("entailment", "neutral", "contradiction"),

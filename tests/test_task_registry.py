@@ -11,7 +11,8 @@ import yaml
 
 from taskmix.errors import ConfigError, DataError
 from taskmix.tasks import all_tasks, get_task, load_split, register_task, resolve_data_dir
-from taskmix.tasks.base import HeadKind
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
 from taskmix.tasks.custom import CustomTaskSpec, build_custom_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def test_definitions_match_glue() -> None:
     assert get_task("cola").metrics == ("matthews",)
     assert get_task("mrpc").metrics == ("accuracy", "f1")
     stsb = get_task("sts-b")
-    assert stsb.kind is HeadKind.REGRESSION and stsb.num_classes == 1
+    assert stsb.kind is REGRESSION and stsb.num_classes == 1
     assert stsb.metrics == ("pearson", "spearman")
     assert get_task("cb").metrics == ("accuracy", "f1_macro")
     assert get_task("ax").hub.name == "ax" and get_task("stsb").hub.name == "stsb"
@@ -178,9 +179,9 @@ def test_custom_tasks_redefine_custom_but_never_builtin_tasks():
 
     from taskmix.errors import ConfigError
     from taskmix.tasks import get_task, register_task
-    from taskmix.tasks.base import HeadKind, Task
+    from taskmix.tasks.base import Task
 
-    first = Task(name="toy-redefined", kind=HeadKind.CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("a", "b"))
+    first = Task(name="toy-redefined", kind=CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("a", "b"))
     second = dataclasses.replace(first, labels=("a", "b", "c"))
     register_task(first, custom=True)
     register_task(second, custom=True)

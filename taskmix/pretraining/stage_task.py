@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import islice
+from pathlib import Path
 from typing import Iterator
 
 import numpy as np
@@ -22,7 +23,7 @@ from taskmix.pretraining.tasks import PretrainingTask
 from taskmix.training import distributed
 from taskmix.training.batching import to_device
 from taskmix.training.device import autocast
-from taskmix.training.stage_task import TaskEvaluation
+from taskmix.training.stage_task import Baselines, SplitPredictor, TaskEvaluation
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -125,3 +126,18 @@ class PretrainingStageTask:
             sums = sums + evaluate_batch(head, logits, batch)
         model.train(was_training)
         return TaskEvaluation({self.task.metric.name: self.task.metric.value(sums)})
+
+    @property
+    def labelled_task(self) -> None:
+        """Corpus tasks have no test submission or diagnostic."""
+        return None
+
+    def baselines(self) -> Baselines:
+        return Baselines()
+
+    def is_degenerate(self, score: float, baselines: Baselines) -> bool:
+        """No constant baseline defines a degenerate run of a corpus task."""
+        return False
+
+    def write_predictions(self, out_dir: Path, kept: dict[str, np.ndarray], predict_split: SplitPredictor) -> None:
+        """Corpus tasks write no per-row prediction files."""

@@ -1,40 +1,26 @@
-"""What a task is: a named dataset with splits, a label space, a head kind and its metrics.
+"""What a task is: a named dataset with splits, a label space, a kind and its metrics.
 
-A task knows how to read its own splits from a data directory (or the Hugging Face hub)
-and how to turn an example into model features.  Everything the engine needs to train and
-evaluate a task is reachable from a `Task` object, so adding a task is one definition in
-one registry module.
+A task knows where its splits live and which reader reads them; its kind
+(`taskmix.kinds`) knows how to featurise, score, print and submit them.  Adding a task of
+an existing kind is one definition in one registry module.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-
-class HeadKind(str, Enum):
-    """Which output head (and loss) a task trains."""
-
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-    # Self-supervised pretraining heads (taskmix.pretraining.heads).
-    MASKED_LM = "masked_lm"
-    SPAN_BOUNDARY = "span_boundary"
-    TOKEN_CLASSIFICATION = "token_classification"
-    TOKEN_REGRESSION = "token_regression"
-    TRIGRAM_ORDER = "trigram_order"
-    QUICK_THOUGHTS = "quick_thoughts"
-    FASTSENT = "fastsent"
+from taskmix.kinds.base import TaskKind
 
 
 @dataclass(frozen=True)
 class Example:
     """One row of a task split.
 
-    `label` is the class index for classification, a float for regression and None for
-    unlabelled (test) rows.  `uid` is the row id used in submission files; `meta` carries
+    The example of the text kinds (classification, regression); other kinds define their
+    own.  `label` is the class index for classification, a float for regression and None
+    for unlabelled (test) rows.  `uid` is the row id used in submission files; `meta` carries
     anything else a task or report needs (e.g. diagnostic categories).
     """
 
@@ -45,8 +31,9 @@ class Example:
     meta: Mapping[str, Any] = field(default_factory=dict)
 
 
-# A split reader takes the resolved file path and returns the examples of that file.
-SplitReader = Callable[[Path], list[Example]]
+# A split reader takes the resolved file path and returns the examples of that file (of the
+# example type of the task's kind).
+SplitReader = Callable[[Path], list[Any]]
 
 
 @dataclass(frozen=True)
@@ -80,11 +67,14 @@ class Task:
     of them, as GLUE defines it.  `dev_splits` lists the splits evaluated during training
     (MNLI has two: matched and mismatched).  `submission_files` maps each test split to the
     file name of the official GLUE/SuperGLUE submission (e.g. {"test": "RTE.tsv"}); the
-    extension picks the format (.tsv for GLUE, .jsonl for SuperGLUE).
+    extension picks the format (.tsv for GLUE, .jsonl for SuperGLUE).  `majority_floor`:
+    when the model scores below the training majority class, report (and submit) the
+    majority class instead, as seeds 001 and 002 do for WNLI, whose dev set is adversarial
+    to its training set.
     """
 
     name: str
-    kind: HeadKind
+    kind: TaskKind
     metrics: tuple[str, ...]
     splits: Mapping[str, SplitSource]
     labels: tuple[str, ...] = ()
@@ -93,9 +83,10 @@ class Task:
     submission_files: Mapping[str, str] = field(default_factory=dict)
     hub: HubSource | None = None
     description: str = ""
+    majority_floor: bool = False
 
     @property
     def num_classes(self) -> int:
         """Number of output units of the head: label count, or 1 for regression."""
-        return len(self.labels) if self.kind is HeadKind.CLASSIFICATION else 1
+        return self.kind.num_outputs(self)
 

@@ -13,15 +13,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from taskmix.tasks.base import HeadKind, SplitSource, Task
+from taskmix.kinds import KINDS, TaskKind, custom_kind
+from taskmix.kinds.text import TextKind
+from taskmix.tasks.base import SplitSource, Task
 from taskmix.tasks.readers import Column, Columns, Format, LabelSpec, TableReader
 
-CLASSIFICATION_METRICS = ("accuracy", "f1", "f1_macro", "matthews")
-REGRESSION_METRICS = ("pearson", "spearman")
-DEFAULT_METRICS = {"classification": ["accuracy"], "regression": list(REGRESSION_METRICS)}
 EXTENSIONS: dict[str, Format] = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
 
-Kind = Literal["single_classification", "pair_classification", "regression"]
+# The `kind:` values of the kinds whose rows are text columns, which these specs describe.
+Kind = Literal[tuple(n for kind in KINDS.values() if isinstance(kind, TextKind) for n in kind.custom_names)]
 SplitName = Literal["train", "dev", "test"]
 
 
@@ -54,8 +54,8 @@ class CustomTaskSpec(BaseModel):
     metrics: list[str] = Field(default_factory=list)
 
     @property
-    def head_kind(self) -> HeadKind:
-        return HeadKind.REGRESSION if self.kind == "regression" else HeadKind.CLASSIFICATION
+    def task_kind(self) -> TaskKind:
+        return custom_kind(self.kind)
 
     def file_format(self, file: str) -> Format:
         """The declared format, else the one implied by the file extension."""
@@ -92,15 +92,15 @@ class CustomTaskSpec(BaseModel):
             raise ValueError("columns.text_b is only for pair_classification")
 
     def _check_labels_and_metrics(self) -> None:
-        family = self.head_kind.value
-        allowed = REGRESSION_METRICS if family == "regression" else CLASSIFICATION_METRICS
-        if family == "regression":
+        family = self.task_kind.name
+        allowed = self.task_kind.metrics_allowed
+        if not self.task_kind.label_set:
             if self.labels is not None:
-                raise ValueError("a regression task takes no labels list")
+                raise ValueError(f"a {family} task takes no labels list")
         elif not self.labels or len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
             raise ValueError("a classification task needs labels: at least two distinct strings")
         if not self.metrics:
-            self.metrics = list(DEFAULT_METRICS[family])
+            self.metrics = list(self.task_kind.default_metrics)
         unknown = [m for m in self.metrics if m not in allowed]
         if unknown:
             raise ValueError(
@@ -127,7 +127,7 @@ def build_custom_task(spec: CustomTaskSpec, base_dir: Path) -> Task:
         uid=spec.columns.uid,
     )
     unlabelled = Columns(text_a=columns.text_a, text_b=columns.text_b, uid=columns.uid)
-    target = LabelSpec(spec.head_kind, tuple(spec.labels or ()))
+    target = LabelSpec(spec.task_kind, tuple(spec.labels or ()))
     splits = {}
     for split, file in spec.splits.items():
         path = Path(file).expanduser()
@@ -143,7 +143,7 @@ def build_custom_task(spec: CustomTaskSpec, base_dir: Path) -> Task:
     has_test = "test" in splits
     return Task(
         name=spec.name,
-        kind=spec.head_kind,
+        kind=spec.task_kind,
         metrics=tuple(spec.metrics),
         splits=splits,
         labels=tuple(spec.labels or ()),

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from taskmix.tasks.base import HeadKind, HubSource, SplitSource, Task
+from taskmix.kinds.base import TaskKind
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
+from taskmix.tasks.base import HubSource, SplitSource, Task
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 from taskmix.tasks.registry import register_task
 
@@ -35,12 +38,13 @@ def glue_task(
     hub_fields: Mapping[str, str],
     submission: Mapping[str, str],
     *,
-    kind: HeadKind = HeadKind.CLASSIFICATION,
+    kind: TaskKind = CLASSIFICATION,
     files: Mapping[str, str] = STANDARD_FILES,
     hub_splits: Mapping[str, str] = STANDARD_HUB_SPLITS,
     labelled_header: bool = True,
     dev_splits: tuple[str, ...] = ("dev",),
     description: str = "",
+    majority_floor: bool = False,
 ) -> Task:
     """Build a GLUE task: splits named in `submission` are the unlabelled test splits."""
     target = LabelSpec(kind, labels)
@@ -64,6 +68,7 @@ def glue_task(
         submission_files=dict(submission),
         hub=HubSource(HUB_PATH, hub_config, hub_splits, {"uid": "idx", **hub_fields}),
         description=description,
+        majority_floor=majority_floor,
     )
 
 
@@ -108,7 +113,7 @@ GLUE_TASKS: tuple[Task, ...] = (
     ),
     glue_task(
         "sts-b", "sts-b", (), ("pearson", "spearman"),
-        kind=HeadKind.REGRESSION,
+        kind=REGRESSION,
         labelled=Columns(text_a="sentence1", text_b="sentence2", label="score", uid="index"),
         unlabelled=PAIR_TEST,
         hub_config="stsb", hub_fields=PAIR_HUB,
@@ -161,6 +166,7 @@ GLUE_TASKS: tuple[Task, ...] = (
         hub_config="wnli", hub_fields=PAIR_HUB,
         submission={"test": "WNLI.tsv"},
         description="WNLI: Winograd schemas recast as entailment",
+        majority_floor=True,
     ),
     glue_task(
         "ax", "diagnostic", NLI3, ("matthews",),

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from taskmix.errors import ConfigError, DataError
-from taskmix.tasks.base import Example, HeadKind, Task
+from taskmix.tasks.base import Example, Task
 from taskmix.tasks.registry import get_task
 
 DATA_ENV = "TASKMIX_DATA"
@@ -96,7 +96,7 @@ def _load_from_hub(task: Task, split: str) -> list[Example]:
         if not unlabelled and label == HUB_NO_LABEL:
             continue
         if label is not None:
-            label = float(label) if task.kind is HeadKind.REGRESSION else int(label)
+            label = task.kind.hub_label(label)
         examples.append(
             Example(
                 text_a=row[fields["text_a"]],

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
 from taskmix.errors import ConfigError, DataError
-from taskmix.tasks.base import Example, HeadKind
+from taskmix.kinds.base import TaskKind
+from taskmix.tasks.base import Example
 
 Format = Literal["tsv", "csv", "jsonl"]
 
@@ -41,13 +41,13 @@ class Columns:
 
 @dataclass(frozen=True)
 class LabelSpec:
-    """How a raw label cell becomes a class index or a float.
+    """How a raw label cell becomes a label value: the task's kind parses it against `labels`.
 
     Rows whose raw label is in `skip` are dropped (SNLI marks pairs without a gold
     label with "-").  JSON booleans are read as the strings "True"/"False".
     """
 
-    kind: HeadKind
+    kind: TaskKind
     labels: tuple[str, ...] = ()
     skip: frozenset[str] = frozenset()
 
@@ -56,19 +56,10 @@ class LabelSpec:
         text = str(raw)
         if text in self.skip:
             return None
-        if self.kind is HeadKind.REGRESSION:
-            try:
-                value = float(text)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value):
-                raise DataError(f"regression label {text!r} is not a finite number", path, line)
-            return value
         try:
-            return self.labels.index(text)
-        except ValueError:
-            allowed = ", ".join(repr(label) for label in self.labels)
-            raise DataError(f"label {text!r} is not one of {{{allowed}}}", path, line) from None
+            return self.kind.parse_label(text, self.labels)
+        except ValueError as error:
+            raise DataError(str(error), path, line) from None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from taskmix.tasks.base import HeadKind, HubSource, SplitSource, Task
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.tasks.base import HubSource, SplitSource, Task
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 from taskmix.tasks.registry import register_task
 
@@ -37,7 +38,7 @@ def superglue_task(
     labelled = TableReader(
         "jsonl",
         Columns(text_a=text_a, text_b=text_b, label="label", uid="idx"),
-        LabelSpec(HeadKind.CLASSIFICATION, labels),
+        LabelSpec(CLASSIFICATION, labels),
     )
     unlabelled = TableReader("jsonl", Columns(text_a=text_a, text_b=text_b, uid="idx"))
     splits = {
@@ -51,7 +52,7 @@ def superglue_task(
     }
     return Task(
         name=name,
-        kind=HeadKind.CLASSIFICATION,
+        kind=CLASSIFICATION,
         metrics=metrics,
         splits=splits,
         labels=labels,
@@ -64,12 +65,12 @@ def superglue_task(
 SNLI_READER = TableReader(
     "jsonl",
     Columns(text_a="sentence1", text_b="sentence2", label="gold_label", uid="pairID"),
-    LabelSpec(HeadKind.CLASSIFICATION, NLI3, skip=frozenset({"-"})),
+    LabelSpec(CLASSIFICATION, NLI3, skip=frozenset({"-"})),
 )
 
 SNLI = Task(
     name="snli",
-    kind=HeadKind.CLASSIFICATION,
+    kind=CLASSIFICATION,
     metrics=("accuracy",),
     splits={
         split: SplitSource(f"snli/snli_1.0_{split}.jsonl", SNLI_READER)

@@ -7,12 +7,14 @@ stochastic.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 import torch
 
-from taskmix.training.features import TokenizedSplit
+if TYPE_CHECKING:
+    from taskmix.kinds.base import Features
+    from taskmix.training.features import TokenizedSplit
 
 PAD_MULTIPLE = 8
 MEGABATCH_FACTOR = 50
@@ -52,7 +54,7 @@ class BatchStream:
     `grouped=False` draws plain random batches instead of length-grouped ones.
     """
 
-    def __init__(self, split: TokenizedSplit, batch_size: int, seed: int, shard: tuple[int, int] = (0, 1),
+    def __init__(self, split: "Features", batch_size: int, seed: int, shard: tuple[int, int] = (0, 1),
                  grouped: bool = True):
         self.lengths = split.lengths
         self.batch_size = batch_size
@@ -85,7 +87,7 @@ class BatchStream:
         self.position = state["position"]
 
 
-def collate(split: TokenizedSplit, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+def collate(split: "TokenizedSplit", indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
     """Pad a batch dynamically to the next multiple of 8 and build masks and token types."""
     lengths = split.lengths[indices]
     width = int(-(-int(lengths.max()) // PAD_MULTIPLE) * PAD_MULTIPLE)

@@ -1,10 +1,11 @@
 """Tokenised task splits, cached on disk and memory-mapped.
 
 Each (task, split, tokenizer, max_length) is tokenised once.  The cache key includes the
-source file's size and modification time, the tokenizer's identity and a reader version,
-so changing any of them re-tokenises.  Token ids of a split are stored as one flat array
-plus offsets, which numpy memory-maps: a mixture of many tasks does not hold every
-dataset in RAM.
+source file's size and modification time, the tokenizer's identity, the task's kind and a
+reader version, so changing any of them re-tokenises.  Token ids of a split are stored as
+one flat array plus offsets, which numpy memory-maps: a mixture of many tasks does not
+hold every dataset in RAM.  What a kind stores is its own business (`Features.arrays`);
+the cache only writes and reads named arrays.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
+import torch
 
-from taskmix.tasks.base import Example, HeadKind, Task
+from taskmix.training.batching import collate
 
-FEATURE_VERSION = "1"
+if TYPE_CHECKING:
+    from taskmix.kinds.base import Features
+    from taskmix.tasks.base import Task
+
+FEATURE_VERSION = "2"
 TOKENIZE_CHUNK = 2048
 
 
@@ -62,6 +70,12 @@ class TokenizedSplit:
             uids=[self.uids[i] for i in indices],
         )
 
+    def collate(self, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
+        return collate(self, indices, pad_id)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"ids": self.ids, "offsets": self.offsets, "segment_starts": self.segment_starts, "labels": self.labels}
+
     @staticmethod
     def concatenate(parts: list["TokenizedSplit"]) -> "TokenizedSplit":
         if len(parts) == 1:
@@ -80,32 +94,24 @@ class TokenizedSplit:
         )
 
 
-def label_array(task: Task, examples: list[Example]) -> np.ndarray:
-    """Labels as a numpy array; unlabelled rows get -1 (classification) or NaN (regression)."""
-    if task.kind is HeadKind.REGRESSION:
-        return np.array([np.nan if e.label is None else float(e.label) for e in examples], dtype=np.float32)
-    return np.array([-1 if e.label is None else int(e.label) for e in examples], dtype=np.int64)
-
-
-def tokenize_examples(task: Task, examples: list[Example], tokenizer, max_length: int) -> TokenizedSplit:
-    """Tokenise in chunks with the fast tokenizer (truncating the longer segment first)."""
+def tokenize_texts(first: Sequence[str], second: Sequence[str] | None, labels: np.ndarray, uids: list[str],
+                   tokenizer, max_length: int) -> TokenizedSplit:
+    """Tokenise single texts or text pairs in chunks with the fast tokenizer (longer segment cut first)."""
     all_ids: list[list[int]] = []
     starts: list[int] = []
-    for begin in range(0, len(examples), TOKENIZE_CHUNK):
-        chunk = examples[begin : begin + TOKENIZE_CHUNK]
-        first = [e.text_a for e in chunk]
-        second = [e.text_b for e in chunk] if chunk[0].text_b is not None else None
+    for begin in range(0, len(first), TOKENIZE_CHUNK):
+        chunk_a = list(first[begin : begin + TOKENIZE_CHUNK])
+        chunk_b = None if second is None else list(second[begin : begin + TOKENIZE_CHUNK])
         encoded = tokenizer(
-            first,
-            second,
-            truncation="longest_first" if second is not None else True,
+            chunk_a,
+            chunk_b,
+            truncation="longest_first" if chunk_b is not None else True,
             max_length=max_length,
             return_token_type_ids=False,
             return_attention_mask=False,
         )
-        for ids in encoded["input_ids"]:
-            all_ids.append(ids)
-        if second is None:
+        all_ids.extend(encoded["input_ids"])
+        if chunk_b is None:
             starts.extend(len(ids) for ids in encoded["input_ids"])
         else:
             for i, ids in enumerate(encoded["input_ids"]):
@@ -114,13 +120,8 @@ def tokenize_examples(task: Task, examples: list[Example], tokenizer, max_length
     offsets = np.zeros(len(all_ids) + 1, dtype=np.int64)
     offsets[1:] = np.cumsum([len(x) for x in all_ids])
     flat = np.fromiter((t for ids in all_ids for t in ids), dtype=np.int32, count=int(offsets[-1]))
-    return TokenizedSplit(
-        ids=flat,
-        offsets=offsets,
-        segment_starts=np.array(starts, dtype=np.int32),
-        labels=label_array(task, examples),
-        uids=[e.uid for e in examples],
-    )
+    return TokenizedSplit(ids=flat, offsets=offsets, segment_starts=np.array(starts, dtype=np.int32),
+                          labels=labels, uids=uids)
 
 
 def default_cache_dir() -> Path:
@@ -136,30 +137,31 @@ def tokenizer_identity(tokenizer) -> str:
 
 
 class TokenCache:
-    """Disk cache of `TokenizedSplit`s keyed by task, split, source file, tokenizer and length."""
+    """Disk cache of a kind's features keyed by task, split, source file, tokenizer and length."""
 
     def __init__(self, root: Path | None = None):
         self.root = Path(root) if root else default_cache_dir()
 
-    def key(self, task: Task, split: str, source: str, tokenizer_id: str, max_length: int) -> str:
-        parts = [FEATURE_VERSION, task.name, split, source, tokenizer_id, str(max_length), task.kind.value, ",".join(task.labels)]
+    def key(self, task: "Task", split: str, source: str, tokenizer_id: str, max_length: int) -> str:
+        parts = [FEATURE_VERSION, task.name, split, source, tokenizer_id, str(max_length), task.kind.name,
+                 ",".join(task.labels)]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
 
-    def load(self, key: str) -> TokenizedSplit | None:
+    def load(self, key: str, task: "Task") -> "Features | None":
         folder = self.root / key
         if not (folder / "done").exists():
             return None
-        arrays = {n: np.load(folder / f"{n}.npy", mmap_mode="r") for n in ("ids", "offsets", "segment_starts", "labels")}
+        arrays = {f.stem: np.load(f, mmap_mode="r") for f in folder.glob("*.npy")}
         uids = json.loads((folder / "uids.json").read_text())
-        return TokenizedSplit(uids=uids, **arrays)
+        return task.kind.load_features(arrays, uids)
 
-    def store(self, key: str, split: TokenizedSplit) -> None:
+    def store(self, key: str, features: "Features") -> None:
         """Write into a temporary folder and rename it into place, so readers never see half a split."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}-"))
-        for name in ("ids", "offsets", "segment_starts", "labels"):
-            np.save(tmp / f"{name}.npy", getattr(split, name))
-        (tmp / "uids.json").write_text(json.dumps(split.uids))
+        for name, array in features.arrays().items():
+            np.save(tmp / f"{name}.npy", array)
+        (tmp / "uids.json").write_text(json.dumps(features.uids))
         (tmp / "done").write_text("")
         try:
             os.replace(tmp, self.root / key)

@@ -6,28 +6,28 @@ import numpy as np
 import torch
 
 from taskmix.models.model import MultiTaskModel
-from taskmix.training.batching import collate, sorted_batches, to_device
+from taskmix.kinds.base import Features
+from taskmix.training.batching import sorted_batches, to_device
 from taskmix.training.device import autocast
-from taskmix.training.features import TokenizedSplit
 
 
 @torch.inference_mode()
 def predict(
     model: MultiTaskModel,
     head_name: str,
-    split: TokenizedSplit,
+    split: Features,
     batch_size: int,
     pad_id: int,
     device: torch.device,
     precision: str,
 ) -> np.ndarray:
-    """Predictions (class indices or floats) for every example, in the split's original order."""
+    """The head's predictions (class indices, scores, ...) for every row, in the split's original order."""
     was_training = model.training
     model.eval()
     head = model.heads[head_name]
     out: np.ndarray | None = None
     for indices in sorted_batches(split.lengths, batch_size):
-        batch = to_device(collate(split, indices, pad_id), device)
+        batch = to_device(split.collate(indices, pad_id), device)
         with autocast(device, precision):
             logits = model(head_name, batch)
         values = head.predict(logits.float()).cpu().numpy()

@@ -10,7 +10,8 @@ import numpy as np
 from taskmix.errors import ConfigError
 from taskmix.tasks import load_split, split_file
 from taskmix.tasks.base import Example, Task
-from taskmix.training.features import TokenCache, TokenizedSplit, tokenize_examples, tokenizer_identity
+from taskmix.kinds.base import Features
+from taskmix.training.features import TokenCache, tokenizer_identity
 
 
 class TaskSplits:
@@ -22,7 +23,7 @@ class TaskSplits:
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.cache = cache
-        self._splits: dict[str, TokenizedSplit] = {}
+        self._splits: dict[str, Features] = {}
 
     @cached_property
     def _tokenizer_id(self) -> str:
@@ -48,21 +49,22 @@ class TaskSplits:
         """The raw rows (needed for metadata such as diagnostic categories)."""
         return load_split(self.task, split, self.data_dir)
 
-    def get(self, split: str) -> TokenizedSplit:
+    def get(self, split: str) -> Features:
         if split not in self._splits:
             key = self.cache.key(self.task, split, self._source_identity(split), self._tokenizer_id, self.max_length)
-            tokenized = self.cache.load(key)
-            if tokenized is None:
-                tokenized = tokenize_examples(self.task, self.examples(split), self.tokenizer, self.max_length)
-                self.cache.store(key, tokenized)
-            self._splits[split] = tokenized
+            features = self.cache.load(key, self.task)
+            if features is None:
+                features = self.task.kind.featurize(self.examples(split), self.tokenizer, self.max_length)
+                self.cache.store(key, features)
+            self._splits[split] = features
         return self._splits[split]
 
-    def concatenated(self, splits: list[str]) -> TokenizedSplit:
-        return TokenizedSplit.concatenate([self.get(s) for s in splits])
+    def concatenated(self, splits: list[str]) -> Features:
+        parts = [self.get(s) for s in splits]
+        return parts[0] if len(parts) == 1 else self.task.kind.concatenate(parts)
 
 
-def limit(split: TokenizedSplit, max_examples: int | None, rng: np.random.Generator) -> TokenizedSplit:
+def limit(split: Features, max_examples: int | None, rng: np.random.Generator) -> Features:
     """A random subset of at most `max_examples` rows (the split itself when it is small enough)."""
     if max_examples is None or len(split) <= max_examples:
         return split
@@ -72,7 +74,7 @@ def limit(split: TokenizedSplit, max_examples: int | None, rng: np.random.Genera
 HOLDOUT_SPLIT = "holdout"
 
 
-def hold_out(split: TokenizedSplit, size: int, task_name: str) -> tuple[TokenizedSplit, TokenizedSplit]:
+def hold_out(split: Features, size: int, task_name: str) -> tuple[Features, Features]:
     """Split off a fixed random dev set (the same rows for every seed) from training rows."""
     if size >= len(split):
         raise ConfigError(f"task '{task_name}': dev_holdout {size} leaves no training rows (only {len(split)})")

@@ -1,0 +1,148 @@
+"""What a task kind is: everything that differs between, say, classification and regression.
+
+A labelled task names its kind (`Task.kind`); the engine asks the kind, never the task's
+type, how to parse a label cell, how to turn examples into token features, which head to
+build, how to score, print and submit a prediction, and which constant predictions are
+the floor a model must beat.  A new kind is one module in `taskmix.kinds` that subclasses
+`TaskKind` and calls `register_kind`; nothing else in the engine changes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from taskmix.errors import ConfigError
+
+if TYPE_CHECKING:
+    from taskmix.tasks.base import Task
+
+
+class Features(Protocol):
+    """The tokenised rows of one split, as a kind stores them; they batch themselves.
+
+    `lengths` (tokens per row) drives length-grouped batching, `labels` and `uids` are
+    aligned with the rows, and `arrays` / the kind's `load_features` round-trip the
+    features through the on-disk token cache.
+    """
+
+    labels: np.ndarray
+    uids: list[str]
+
+    def __len__(self) -> int: ...
+
+    @property
+    def lengths(self) -> np.ndarray: ...
+
+    def subset(self, indices: np.ndarray) -> "Features": ...
+
+    def collate(self, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+
+class TaskKind:
+    """Base of every labelled task kind; subclasses override what differs.
+
+    `name` is the registered name (what `taskmix tasks` prints), `head` the registered head
+    kind built for it, `custom_names` the `kind:` values a YAML custom task may use for it,
+    `metrics_allowed` / `default_metrics` what such a task may score with, `label_set`
+    whether labels come from a fixed list of strings (`Task.labels`).
+    """
+
+    name: str = ""
+    head: str = ""
+    custom_names: tuple[str, ...] = ()
+    metrics_allowed: tuple[str, ...] = ()
+    default_metrics: tuple[str, ...] = ()
+    prediction_dtype: type = np.float64
+    label_set: bool = False
+
+    # -- labels ------------------------------------------------------------------------------
+    def num_outputs(self, task: "Task") -> int:
+        """Output units of the head; loss scaling by class count reads it too."""
+        raise NotImplementedError
+
+    def parse_label(self, text: str, labels: Sequence[str]) -> int | float:
+        """The label value of a raw cell; raises ValueError with a message naming the problem."""
+        raise NotImplementedError
+
+    def hub_label(self, value: Any) -> int | float:
+        """A label as the Hugging Face hub gives it (already an index or a number)."""
+        raise NotImplementedError
+
+    def label_array(self, labels: Sequence[int | float | None]) -> np.ndarray:
+        """Labels as a numpy array; unlabelled rows are marked by the kind's missing value."""
+        raise NotImplementedError
+
+    # -- features ----------------------------------------------------------------------------
+    def featurize(self, examples: Sequence[Any], tokenizer, max_length: int) -> Features:
+        """Tokenise a split's examples once (the result is cached on disk)."""
+        raise NotImplementedError
+
+    def load_features(self, arrays: Mapping[str, np.ndarray], uids: list[str]) -> Features:
+        """Rebuild features from the arrays `Features.arrays` wrote into the token cache."""
+        raise NotImplementedError
+
+    def concatenate(self, parts: list[Features]) -> Features:
+        """One split made of several (e.g. SNLI dev + test as training rows)."""
+        raise NotImplementedError
+
+    # -- predictions -------------------------------------------------------------------------
+    def format_prediction(self, task: "Task", value: Any) -> str:
+        """A prediction or gold label as the text of dev prediction files ("" when missing)."""
+        raise NotImplementedError
+
+    def submission_label(self, task: "Task", value: Any) -> str:
+        """A test prediction as the benchmark server's TSV cell expects it."""
+        raise NotImplementedError
+
+    def check_metrics(self, task: "Task") -> None:
+        """Fail early when a task names a metric this kind cannot compute."""
+        unknown = [m for m in task.metrics if self.metrics_allowed and m not in self.metrics_allowed]
+        if unknown:
+            raise ConfigError(f"task {task.name!r}: metric(s) {', '.join(unknown)} do not apply to kind "
+                              f"{self.name!r}; choose from {', '.join(self.metrics_allowed)}")
+
+    # -- baselines ---------------------------------------------------------------------------
+    def constant_predictions(self, task: "Task") -> list[Any]:
+        """The constant predictions a run must beat (every class for classification; none for regression)."""
+        return []
+
+    def majority_prediction(self, train_labels: np.ndarray) -> Any | None:
+        """The constant prediction learned from training labels (the majority class), or None."""
+        return None
+
+    def is_degenerate(self, score: float, best_constant: float | None) -> bool:
+        """Whether a restart's dev score is no better than guessing (seed 002's degenerate runs)."""
+        raise NotImplementedError
+
+
+KINDS: dict[str, TaskKind] = {}
+
+
+def register_kind(kind: TaskKind) -> TaskKind:
+    """Add a kind under its name; a second kind of the same name is an error."""
+    if kind.name in KINDS and KINDS[kind.name] is not kind:
+        raise ConfigError(f"task kind '{kind.name}' is registered twice")
+    KINDS[kind.name] = kind
+    return kind
+
+
+def get_kind(name: str) -> TaskKind:
+    """A registered kind by name, or an error listing the known kinds."""
+    try:
+        return KINDS[name]
+    except KeyError:
+        raise ConfigError(f"unknown task kind '{name}'; known kinds: {', '.join(sorted(KINDS))}") from None
+
+
+def custom_kind(name: str) -> TaskKind:
+    """The kind a custom task's `kind:` value selects."""
+    for kind in KINDS.values():
+        if name in kind.custom_names:
+            return kind
+    known = sorted(n for kind in KINDS.values() for n in kind.custom_names)
+    raise ConfigError(f"unknown custom task kind '{name}'; choose from {', '.join(known)}")
