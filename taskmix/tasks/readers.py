@@ -82,7 +82,7 @@ class TableReader:
 
     def __call__(self, path: Path) -> list[Example]:
         if self.format == "jsonl":
-            rows: Iterator[tuple[int, Any]] = _jsonl_rows(path)
+            rows: Iterator[tuple[int, Any]] = jsonl_rows(path)
             columns = self.columns
         else:
             names, rows = _delimited_rows(path, self.format, self.header)
@@ -210,7 +210,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise _not_utf8(error, path) from None
 
 
-def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """One JSON object per non-blank line."""
     for line, text in _open_lines(path):
         if not text.strip():
