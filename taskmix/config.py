@@ -6,14 +6,13 @@ experiment file fails before any training starts.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from taskmix.cache import digest
 from taskmix.errors import ConfigError
 from taskmix.mixture import MixtureConfig
 from taskmix.tasks.custom import CustomTaskSpec
@@ -168,8 +167,7 @@ class ExperimentConfig(Strict):
 
     def fingerprint(self) -> str:
         """A short stable hash of the resolved config (identifies results in stores)."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        return digest(self.model_dump(mode="json"), 12)
 
 
 def apply_override(data: dict[str, Any], assignment: str) -> None:

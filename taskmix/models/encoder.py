@@ -7,6 +7,7 @@ Face one without touching heads or training code.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from taskmix.cache import digest
 from taskmix.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,17 @@ def load_tokenizer(name: str):
         return AutoTokenizer.from_pretrained(path, local_files_only=Path(path).exists())
     except OSError as exc:
         raise ConfigError(f"encoder '{name}': cannot load tokenizer from '{path}': {exc}") from exc
+
+
+def tokenizer_fingerprint(tokenizer) -> str:
+    """Identity of a tokenizer: its class, name and serialised pipeline (vocab included)."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ConfigError(f"tokenizer '{tokenizer.name_or_path}': a fast tokenizer (with offsets) is required")
+    pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
+    for state in ("truncation", "padding"):  # call-time settings, changed by every call
+        pipeline.pop(state, None)
+    spec = f"{type(tokenizer).__name__}|{tokenizer.name_or_path}|{json.dumps(pipeline, sort_keys=True)}"
+    return digest(spec)
 
 
 def build_encoder(name: str, gradient_checkpointing: bool = False) -> Encoder:

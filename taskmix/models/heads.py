@@ -17,6 +17,9 @@ from taskmix.models.encoder import EncoderOutput
 
 HEADS: dict[str, type["Head"]] = {}
 
+# Label of positions and rows without a target: PyTorch's cross-entropy skips it by default.
+IGNORE = -100
+
 
 def register_head(kind: str) -> Callable[[type["Head"]], type["Head"]]:
     def add(cls: type["Head"]) -> type["Head"]:

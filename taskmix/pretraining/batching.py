@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-IGNORE = -100
+from taskmix.models.heads import IGNORE
 
 
 @dataclass

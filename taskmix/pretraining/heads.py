@@ -13,10 +13,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from taskmix.models.encoder import Encoder, EncoderOutput
-from taskmix.models.heads import Head, register_head
+from taskmix.models.heads import IGNORE, Head, register_head
 from taskmix.pretraining.mlm import pretrained_mlm_weights
 
-IGNORE = -100
 
 
 def neighbours(tokens: torch.Tensor, offsets: tuple[int, ...]) -> torch.Tensor:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from taskmix.models.heads import IGNORE
 from taskmix.pretraining.tokenized import TokenizedCorpus
 
 SCALE = 10.0
-IGNORE = -100
 
 
 def rescale(values: np.ndarray) -> np.ndarray:

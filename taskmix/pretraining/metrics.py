@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from taskmix.metrics import lower_is_better
 from taskmix.models.heads import ClassificationHead, Head, RegressionHead
 
 
@@ -26,10 +27,13 @@ class MetricSums:
 
 @dataclass(frozen=True)
 class Metric:
-    """A dev metric: its name, its direction and how it reduces summed numbers."""
+    """A dev metric: its name and how it reduces summed numbers; its direction is `taskmix.metrics`'."""
 
     name: str
-    lower_is_better: bool
+
+    @property
+    def lower_is_better(self) -> bool:
+        return lower_is_better(self.name)
 
     def value(self, sums: MetricSums) -> float:
         if sums.count == 0:
@@ -38,10 +42,10 @@ class Metric:
         return math.exp(min(mean, 700.0)) if self.name == "perplexity" else mean
 
 
-ACCURACY = Metric("accuracy", lower_is_better=False)
-MSE = Metric("mse", lower_is_better=True)
-PERPLEXITY = Metric("perplexity", lower_is_better=True)
-CROSS_ENTROPY = Metric("cross_entropy", lower_is_better=True)
+ACCURACY = Metric("accuracy")
+MSE = Metric("mse")
+PERPLEXITY = Metric("perplexity")
+CROSS_ENTROPY = Metric("cross_entropy")
 
 
 @torch.no_grad()

@@ -12,10 +12,10 @@ from pathlib import Path
 import torch
 
 from taskmix.models.encoder import resolve_model_path
+from taskmix.models.heads import IGNORE
 
 log = logging.getLogger(__name__)
 
-IGNORE = -100
 MASK_RATE = 0.15
 # Of the chosen tokens: 80% become [MASK], 10% a random token, 10% stay as they are.
 REPLACE_WITH_MASK = 0.8

@@ -10,7 +10,8 @@ from itertools import permutations
 
 import numpy as np
 
-IGNORE = -100
+from taskmix.models.heads import IGNORE
+
 CORRUPTIONS = ("insert", "replace", "permute")
 # Trigram orders of TGS: class c shows original positions TRIGRAM_ORDERS[c], e.g. class 4
 # (2, 0, 1) turns [a, b, c] into [c, a, b]. Class 0 is the unshuffled order.

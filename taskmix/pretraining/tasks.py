@@ -16,9 +16,10 @@ import numpy as np
 import torch
 
 from taskmix.errors import ConfigError
+from taskmix.models.heads import IGNORE
 from taskmix.pretraining import heads as _heads  # noqa: F401  (registers the head kinds)
 from taskmix.pretraining import labels, perturb
-from taskmix.pretraining.batching import IGNORE, Example, collate
+from taskmix.pretraining.batching import Example, collate
 from taskmix.pretraining.metrics import ACCURACY, CROSS_ENTROPY, MSE, PERPLEXITY, Metric
 from taskmix.pretraining.mlm import MASK_RATE, mask_tokens
 from taskmix.pretraining.sampling import Relation, Run, pair, tokens, windows

@@ -8,17 +8,15 @@ The directory is written under a temporary name and renamed, so a reader never s
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
+from taskmix.cache import atomic_directory, cache_root, digest, file_digest
 from taskmix.errors import ConfigError
+from taskmix.models.encoder import tokenizer_fingerprint
 from taskmix.pretraining import corpus as raw
 
 CACHE_VERSION = 1
@@ -71,29 +69,11 @@ class TokenizedCorpus:
         return self.token_span(*self.sentence_range(doc))
 
 
-def tokenizer_fingerprint(tokenizer) -> str:
-    """Identity of a tokenizer: its class, name and serialised pipeline (vocab included)."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise ConfigError(f"tokenizer '{tokenizer.name_or_path}': a fast tokenizer (with offsets) is required")
-    pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
-    for state in ("truncation", "padding"):  # call-time settings, changed by every call
-        pipeline.pop(state, None)
-    spec = f"{type(tokenizer).__name__}|{tokenizer.name_or_path}|{json.dumps(pipeline, sort_keys=True)}"
-    return hashlib.sha256(spec.encode()).hexdigest()
-
-
 def cache_key(path: Path, tokenizer, settings: CorpusSettings) -> str:
     import pysbd
 
-    digest = hashlib.sha256()
-    digest.update(path.read_bytes())
-    digest.update(tokenizer_fingerprint(tokenizer).encode())
-    digest.update(json.dumps({**asdict(settings), "version": CACHE_VERSION, "pysbd": pysbd.__version__}).encode())
-    return digest.hexdigest()[:24]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("TASKMIX_CACHE") or Path.home() / ".cache" / "taskmix") / "corpus"
+    return digest([file_digest(path), tokenizer_fingerprint(tokenizer),
+                   {**asdict(settings), "version": CACHE_VERSION, "pysbd": pysbd.__version__}], 24)
 
 
 _LOADED: dict[Path, TokenizedCorpus] = {}
@@ -105,7 +85,7 @@ def load_corpus(path: str | Path, tokenizer, settings: CorpusSettings = CorpusSe
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"corpus file not found: {path}")
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    root = Path(cache_dir) if cache_dir is not None else cache_root("corpus")
     target = root / f"{path.stem}-{cache_key(path, tokenizer, settings)}"
     if target not in _LOADED:
         if not (target / "meta.json").is_file():
@@ -115,16 +95,11 @@ def load_corpus(path: str | Path, tokenizer, settings: CorpusSettings = CorpusSe
 
 
 def _write(target: Path, corpus: TokenizedCorpus, source: Path, settings: CorpusSettings) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".staging-"))
-    for name in ARRAYS:
-        np.save(staging / f"{name}.npy", getattr(corpus, name))
-    meta = {"source": str(source), "settings": asdict(settings), "documents": corpus.num_documents}
-    (staging / "meta.json").write_text(json.dumps(meta, indent=1))
-    try:
-        os.rename(staging, target)
-    except OSError:  # another process finished the same cache first
-        shutil.rmtree(staging, ignore_errors=True)
+    with atomic_directory(target) as staging:
+        for name in ARRAYS:
+            np.save(staging / f"{name}.npy", getattr(corpus, name))
+        meta = {"source": str(source), "settings": asdict(settings), "documents": corpus.num_documents}
+        (staging / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
 def tokenize_corpus(path: Path, tokenizer, settings: CorpusSettings) -> TokenizedCorpus:

@@ -11,9 +11,7 @@ do not shift while a cell is being built.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -21,6 +19,7 @@ from typing import Any, Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from taskmix.cache import canonical_json, digest
 from taskmix.errors import ConfigError
 
 ARROW = " → "
@@ -131,22 +130,12 @@ class Cell:
     @property
     def config_hash(self) -> str:
         """The full hash of the experiment; `cell_id` is its prefix."""
-        return config_hash(self.experiment)
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace, so equal configs hash equally."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def config_hash(value: Any) -> str:
-    """SHA-256 of the canonical JSON of `value`."""
-    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+        return digest(self.experiment)
 
 
 def cell_id_of(experiment: dict[str, Any]) -> str:
     """The short, stable id of an experiment."""
-    return config_hash(experiment)[:12]
+    return digest(experiment, 12)
 
 
 def load_study(path: str | Path) -> StudySpec:

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from taskmix.study.grid import Cell, canonical_json
+from taskmix.cache import canonical_json
+from taskmix.study.grid import Cell
 
 STORE_FILE = "results.sqlite"
 STATUSES = ("pending", "running", "done", "failed")

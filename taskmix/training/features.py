@@ -10,10 +10,7 @@ the cache only writes and reads named arrays.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 import torch
 
+from taskmix.cache import atomic_directory, cache_root, digest
 from taskmix.training.batching import collate
 
 if TYPE_CHECKING:
@@ -124,28 +122,16 @@ def tokenize_texts(first: Sequence[str], second: Sequence[str] | None, labels: n
                           labels=labels, uids=uids)
 
 
-def default_cache_dir() -> Path:
-    root = os.environ.get("TASKMIX_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "taskmix"
-    return Path(root) / "tokens"
-
-
-def tokenizer_identity(tokenizer) -> str:
-    """A digest of the tokenizer's vocabulary and settings, so a changed tokenizer re-tokenises."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    text = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 class TokenCache:
     """Disk cache of a kind's features keyed by task, split, source file, tokenizer and length."""
 
     def __init__(self, root: Path | None = None):
-        self.root = Path(root) if root else default_cache_dir()
+        self.root = Path(root) if root else cache_root("tokens")
 
     def key(self, task: "Task", split: str, source: str, tokenizer_id: str, max_length: int) -> str:
         parts = [FEATURE_VERSION, task.name, split, source, tokenizer_id, str(max_length), task.kind.name,
                  ",".join(task.labels)]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+        return digest(parts, 24)
 
     def load(self, key: str, task: "Task") -> "Features | None":
         folder = self.root / key
@@ -156,16 +142,9 @@ class TokenCache:
         return task.kind.load_features(arrays, uids)
 
     def store(self, key: str, features: "Features") -> None:
-        """Write into a temporary folder and rename it into place, so readers never see half a split."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.root, prefix=f".{key}-"))
-        for name, array in features.arrays().items():
-            np.save(tmp / f"{name}.npy", array)
-        (tmp / "uids.json").write_text(json.dumps(features.uids))
-        (tmp / "done").write_text("")
-        try:
-            os.replace(tmp, self.root / key)
-        except OSError:  # another process stored the same key first
-            for f in tmp.iterdir():
-                f.unlink()
-            tmp.rmdir()
+        """Written as one atomic directory, so readers never see half a split."""
+        with atomic_directory(self.root / key) as staging:
+            for name, array in features.arrays().items():
+                np.save(staging / f"{name}.npy", array)
+            (staging / "uids.json").write_text(json.dumps(features.uids))
+            (staging / "done").write_text("")

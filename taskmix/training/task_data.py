@@ -11,7 +11,8 @@ from taskmix.errors import ConfigError
 from taskmix.tasks import load_split, split_file
 from taskmix.tasks.base import Example, Task
 from taskmix.kinds.base import Features
-from taskmix.training.features import TokenCache, tokenizer_identity
+from taskmix.models.encoder import tokenizer_fingerprint
+from taskmix.training.features import TokenCache
 
 
 class TaskSplits:
@@ -27,7 +28,7 @@ class TaskSplits:
 
     @cached_property
     def _tokenizer_id(self) -> str:
-        return tokenizer_identity(self.tokenizer)
+        return tokenizer_fingerprint(self.tokenizer)
 
     def _source_identity(self, split: str) -> str:
         """Path, size and mtime of the local file, or the hub coordinates when loading online."""
