@@ -11,7 +11,7 @@ import torch
 
 from common import BATCH_SIZE, EVAL_BATCH_SIZE, MAX_LENGTH, BatchLog, StepClock, THREADS, timed, train_result
 from taskmix.config import StageConfig
-from taskmix.models.encoder import build_encoder
+from taskmix.models.encoder import encoder_family
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.runtime import Runtime
@@ -36,7 +36,7 @@ class CountedStageTask(StageTask):
 
 def runtime(spec: dict[str, Any]) -> Runtime:
     """The engine's runtime with the benchmark's own token cache (precision `auto`, as `taskmix run`)."""
-    return Runtime("minilm", Path(spec["data_dir"]), MAX_LENGTH, "auto", "auto", Path(spec["cache_dir"]), THREADS)
+    return Runtime(encoder_family("minilm"), Path(spec["data_dir"]), MAX_LENGTH, "auto", "auto", Path(spec["cache_dir"]), THREADS)
 
 
 def stage_tasks(rt: Runtime, names: list[str], log: BatchLog, dev_limit: int | None) -> list[CountedStageTask]:
@@ -51,7 +51,7 @@ def stage_tasks(rt: Runtime, names: list[str], log: BatchLog, dev_limit: int | N
 
 
 def fresh_model(rt: Runtime, tasks: list[StageTask]) -> MultiTaskModel:
-    model = MultiTaskModel(build_encoder("minilm"))
+    model = MultiTaskModel(encoder_family("minilm").build())
     for st in tasks:
         model.heads[st.head] = build_head(st.head_kind, model.encoder.hidden_size, st.num_outputs, 0.1)
     return model.to(rt.device)

@@ -117,6 +117,9 @@ class StageConfig(Strict):
 
 
 class EncoderConfig(Strict):
+    """Settings of the encoder family (`taskmix.models.encoder`) that builds the encoder and its tokenizer."""
+
+    family: Literal["hf"] = "hf"
     name: str = "minilm"
     gradient_checkpointing: bool = False
 

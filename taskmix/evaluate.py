@@ -11,7 +11,7 @@ import taskmix.pretraining  # noqa: F401  (registers the pretraining head kinds 
 from taskmix import metrics as glue_metrics
 from taskmix.diagnostic import diagnostic_table_markdown, is_nli, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
-from taskmix.models.encoder import build_encoder
+from taskmix.models.encoder import encoder_family
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.runtime import Runtime
@@ -27,8 +27,8 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def model_from_checkpoint(saved: dict, device: torch.device) -> MultiTaskModel:
-    """Rebuild the encoder and heads recorded in a checkpoint and load their weights."""
-    model = MultiTaskModel(build_encoder(saved["encoder"]))
+    """Rebuild the encoder (from its family's record) and heads of a checkpoint and load their weights."""
+    model = MultiTaskModel(encoder_family(saved["encoder"]).build())
     for name, head in saved["heads"].items():
         model.heads[name] = build_head(head["kind"], model.encoder.hidden_size, head["num_outputs"])
         if hasattr(model.heads[name], "tie_to"):
@@ -53,7 +53,7 @@ def head_for(task_name: str, heads: dict[str, dict]) -> str:
 def evaluate_checkpoint(path: Path, task_names: list[str], data_dir: Path | None, output_dir: Path | None) -> str:
     """Markdown with each task's dev metrics (and the AX table); writes submissions if asked."""
     saved = read_checkpoint(path)
-    rt = Runtime(saved["encoder"], data_dir, saved["max_length"])
+    rt = Runtime(encoder_family(saved["encoder"]), data_dir, saved["max_length"])
     model = model_from_checkpoint(saved, rt.device)
     lines = ["| task | score | metrics |", "|---|---|---|"]
     sections = []

@@ -22,7 +22,7 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
 from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
-from taskmix.models.encoder import build_encoder
+from taskmix.models.encoder import encoder_family
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
@@ -136,7 +136,8 @@ class ExperimentRunner:
         for spec in cfg.custom_tasks:
             register_task(build_custom_task(spec, config_dir), custom=True)
         self._check_tasks()
-        self.rt = Runtime(cfg.encoder.name, data_dir, cfg.max_length, cfg.device, cfg.precision,
+        self.encoder_family = encoder_family(cfg.encoder.model_dump())
+        self.rt = Runtime(self.encoder_family, data_dir, cfg.max_length, cfg.device, cfg.precision,
                           Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads, cfg.eval_batch_size)
         self._pretrained_state: dict[str, torch.Tensor] | None = None
         self._encoder = None
@@ -164,7 +165,7 @@ class ExperimentRunner:
     def fresh_model(self, encoder_state: dict | None) -> MultiTaskModel:
         """A model with the pretrained encoder (or the given encoder state) and no heads."""
         if self._encoder is None:
-            self._encoder = build_encoder(self.cfg.encoder.name, self.cfg.encoder.gradient_checkpointing)
+            self._encoder = self.encoder_family.build()
             self._pretrained_state = copy.deepcopy(self._encoder.state_dict())
         self._encoder.load_state_dict(encoder_state or self._pretrained_state)
         return MultiTaskModel(self._encoder).to(self.rt.device)
@@ -303,7 +304,7 @@ class ExperimentRunner:
         heads = {st.head: {"kind": st.head_kind, "num_outputs": st.num_outputs, "task": st.name}
                  for st in group.tasks}
         save_torch(out_dir / "checkpoint.pt", {
-            "encoder": self.cfg.encoder.name, "max_length": self.cfg.max_length, "heads": heads,
+            "encoder": self.encoder_family.spec(), "max_length": self.cfg.max_length, "heads": heads,
             "state_dict": model.state_dict(),
         })
         write_json(out_dir / "metrics.json", {"stage": stage.name, "selected_restart": group.selected,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from taskmix.models.encoder import load_tokenizer
+from taskmix.models.encoder import EncoderFamily
 from taskmix.models.model import MultiTaskModel
 from taskmix.tasks import split_file
 from taskmix.tasks.base import Task
@@ -19,9 +19,9 @@ from taskmix.training.task_data import TaskSplits
 
 
 class Runtime:
-    """Device, precision, inference batch size, and one `TaskSplits` per task (the encoder's tokenizer)."""
+    """Device, precision, inference batch size, the encoder family's tokenizer, and one `TaskSplits` per task."""
 
-    def __init__(self, encoder_name: str, data_dir: Path | None, max_length: int, device: str = "auto",
+    def __init__(self, encoder: EncoderFamily, data_dir: Path | None, max_length: int, device: str = "auto",
                  precision: str = "auto", cache_dir: Path | None = None, threads: int | None = None,
                  eval_batch_size: int | None = None):
         if threads:
@@ -31,7 +31,7 @@ class Runtime:
         self.device = select_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.eval_batch_size = eval_batch_size or default_eval_batch_size(self.device)
-        self.tokenizer = load_tokenizer(encoder_name)
+        self.tokenizer = encoder.tokenizer()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.cache = TokenCache(cache_dir)
         self._splits: dict[str, TaskSplits] = {}

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from taskmix.models.encoder import build_encoder, load_tokenizer
+from taskmix.models.encoder import encoder_family, load_tokenizer
 from taskmix.models.heads import build_head
 from taskmix.pretraining import TASKS, TaskIdEmbedding, build_pretraining_task, evaluate_batch
 from taskmix.pretraining.metrics import MetricSums
@@ -26,7 +26,7 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def encoder():
     torch.manual_seed(0)
-    return build_encoder("minilm")
+    return encoder_family("minilm").build()
 
 
 @pytest.fixture(scope="module")

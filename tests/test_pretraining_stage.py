@@ -8,7 +8,7 @@ import torch
 from taskmix import metrics
 from taskmix.config import TaskRef
 from taskmix.errors import ConfigError
-from taskmix.models.encoder import build_encoder, load_tokenizer
+from taskmix.models.encoder import encoder_family, load_tokenizer
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import TASK_IDS, TaskIdEmbedding, build_pretraining_task
 from taskmix.pretraining.stage_task import CorpusBatchStream, PretrainingStageTask
@@ -68,7 +68,7 @@ def test_size_is_the_rows_of_one_epoch(mlm_task):
 
 
 def test_task_ids_add_the_task_vector_to_the_word_embeddings(mlm_task):
-    encoder = build_encoder("minilm")
+    encoder = encoder_family("minilm").build()
     table = TaskIdEmbedding(encoder.hidden_size)
     with torch.no_grad():
         table.table.weight[TASK_IDS["mlm"]] = 1.0

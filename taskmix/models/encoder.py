@@ -1,8 +1,10 @@
-"""Encoders: text ids -> token vectors and a pooled sentence vector.
+"""Encoders: text ids -> token vectors and a pooled sentence vector, and the families that build them.
 
-The engine only sees the `Encoder` interface, so other encoder kinds (a BiLSTM over
-frozen input representations, a random-encoder baseline) plug in beside the Hugging
-Face one without touching heads or training code.
+The engine only sees the `Encoder` interface and an `EncoderFamily`, which builds an
+encoder and the tokenizer that feeds it from the experiment's `encoder:` settings and
+records those settings in checkpoints.  Other families (a BiLSTM over frozen word
+vectors, a random-encoder baseline) are one module each in `taskmix.models` that
+registers an `EncoderFamily`; heads and training code do not change.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -120,6 +123,62 @@ def tokenizer_fingerprint(tokenizer) -> str:
     return digest(spec)
 
 
-def build_encoder(name: str, gradient_checkpointing: bool = False) -> Encoder:
-    """Build the encoder named in an experiment config."""
-    return HFEncoder(name, gradient_checkpointing=gradient_checkpointing)
+class EncoderFamily:
+    """One kind of encoder: builds the network and its tokenizer from the `encoder:` settings.
+
+    The tokenizer is a fast Hugging Face tokenizer (the `tokenizers` library builds
+    word-level ones as well as subword ones): the task kinds call it to featurise text and
+    the token caches fingerprint it.  `spec` is what a checkpoint stores, enough to build
+    the same encoder and tokenizer again without the experiment file.
+    """
+
+    family: str = ""
+
+    def __init__(self, **settings: Any):
+        self.settings = settings
+
+    @property
+    def name(self) -> str:
+        return str(self.settings.get("name", self.family))
+
+    def tokenizer(self):
+        raise NotImplementedError
+
+    def build(self) -> Encoder:
+        raise NotImplementedError
+
+    def spec(self) -> dict[str, Any]:
+        return {"family": self.family, **self.settings}
+
+
+FAMILIES: dict[str, type[EncoderFamily]] = {}
+
+
+def register_encoder_family(cls: type[EncoderFamily]) -> type[EncoderFamily]:
+    FAMILIES[cls.family] = cls
+    return cls
+
+
+def encoder_family(spec: Mapping[str, Any] | str) -> EncoderFamily:
+    """The family of an encoder spec (a config's `encoder:` dump or a checkpoint's record).
+
+    A bare string is a Hugging Face model name or path, as older checkpoints store it.
+    """
+    settings = {"family": HFFamily.family, "name": spec} if isinstance(spec, str) else dict(spec)
+    family = settings.pop("family", HFFamily.family)
+    if family not in FAMILIES:
+        raise ConfigError(f"unknown encoder family '{family}'; known: {', '.join(sorted(FAMILIES))}")
+    return FAMILIES[family](**settings)
+
+
+@register_encoder_family
+class HFFamily(EncoderFamily):
+    """Any Hugging Face encoder with its own tokenizer; settings `name`, `gradient_checkpointing`."""
+
+    family = "hf"
+
+    def tokenizer(self):
+        return load_tokenizer(self.settings["name"])
+
+    def build(self) -> Encoder:
+        return HFEncoder(self.settings["name"], gradient_checkpointing=self.settings.get("gradient_checkpointing", False))
