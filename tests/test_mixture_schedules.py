@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from taskmix.errors import ConfigError
-from taskmix.mixture import MixtureConfig, Schedule, build_schedule, cmtl_plan
+from taskmix.mixture import MixtureConfig, Schedule, build_schedule, cmtl_plan, sub_batches_per_step
 from taskmix.mixture.schedules import SCHEDULES
 
 ABC = {"a": 10, "b": 20, "c": 30}
@@ -230,3 +231,20 @@ def test_default_config_is_a_single_task_stage() -> None:
 def test_resolved_config_round_trips(fields: dict[str, Any]) -> None:
     cfg = MixtureConfig.model_validate(fields)
     assert MixtureConfig.model_validate(json.loads(json.dumps(cfg.model_dump()))) == cfg
+
+
+@pytest.mark.parametrize("fields", [
+    {"schedule": "random"}, {"schedule": "alt"}, {"schedule": "sum"}, {"schedule": "alt_plus", "always_on": "mlm"},
+    {"schedule": "cmtl_plus", "always_on": "mlm", "budget": 100},
+])
+def test_sub_batches_per_step_match_what_the_schedule_draws(fields: dict) -> None:
+    """An epoch is sized by the task batches a step takes: the schedule's own count, checked against its steps."""
+    schedule = make(WITH_MLM, total_steps=40, **fields)
+    drawn = [len(step) for step in run(schedule, 40)]
+    assert sub_batches_per_step(MixtureConfig.model_validate(fields), len(WITH_MLM)) == pytest.approx(
+        np.mean(drawn))
+
+
+def test_heterogeneous_batches_take_tasks_per_step() -> None:
+    mixture = MixtureConfig.model_validate({"batching": "heterogeneous", "tasks_per_step": 3})
+    assert sub_batches_per_step(mixture, 4) == 3

@@ -10,6 +10,6 @@ engine builds one schedule and one set of loss weights per stage::
 from taskmix.mixture.config import MixtureConfig
 from taskmix.mixture.sampling import sampling_probabilities
 from taskmix.mixture.scaling import loss_weights
-from taskmix.mixture.schedules import Schedule, build_schedule, cmtl_plan
+from taskmix.mixture.schedules import Schedule, build_schedule, cmtl_plan, sub_batches_per_step
 
-__all__ = ["MixtureConfig", "Schedule", "build_schedule", "cmtl_plan", "loss_weights", "sampling_probabilities"]
+__all__ = ["MixtureConfig", "Schedule", "build_schedule", "cmtl_plan", "loss_weights", "sampling_probabilities", "sub_batches_per_step"]

@@ -56,6 +56,11 @@ class Schedule(ABC):
     budgeted: ClassVar[bool] = False
     samples: ClassVar[bool] = False
 
+    @classmethod
+    def sub_batches(cls, n_tasks: int) -> int:
+        """Task batches one step takes on average, which sizes an epoch in steps."""
+        return 1
+
     def __init__(self, mixture: MixtureConfig, task_sizes: Sizes, *, seed: int, total_steps: int | None, batch_size: int):
         check_sizes(task_sizes)
         self.always_on = mixture.always_on
@@ -132,11 +137,19 @@ class AltPlusSchedule(AltSchedule):
     reduction = "sum"
     always_on_rule = "required"
 
+    @classmethod
+    def sub_batches(cls, n_tasks: int) -> int:
+        return 2
+
 
 class SumSchedule(Schedule):
     """Sum: every task at every step, losses summed (BERT's MLM + NSP)."""
 
     reduction = "sum"
+
+    @classmethod
+    def sub_batches(cls, n_tasks: int) -> int:
+        return n_tasks
 
     def next_step(self) -> list[str]:
         return list(self.tasks)
@@ -191,6 +204,10 @@ class IncSchedule(BudgetedSchedule):
 
     reduction = "sum"
     always_on_rule = "optional"
+
+    @classmethod
+    def sub_batches(cls, n_tasks: int) -> int:
+        return n_tasks
 
     def __init__(self, mixture: MixtureConfig, task_sizes: Sizes, *, seed: int, total_steps: int | None, batch_size: int):
         super().__init__(mixture, task_sizes, seed=seed, total_steps=total_steps, batch_size=batch_size)
@@ -266,6 +283,10 @@ class CmtlPlusSchedule(CmtlSchedule):
     reduction = "sum"
     always_on_rule = "required"
 
+    @classmethod
+    def sub_batches(cls, n_tasks: int) -> int:
+        return 2
+
 
 SCHEDULES: dict[str, type[Schedule]] = {
     "random": RandomSchedule,
@@ -290,3 +311,10 @@ def build_schedule(
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     return SCHEDULES[mixture.schedule](mixture, task_sizes, seed=seed, total_steps=total_steps, batch_size=batch_size)
+
+
+def sub_batches_per_step(mixture: MixtureConfig, n_tasks: int) -> int:
+    """How many task batches one optimizer step consumes on average (sizes an epoch in steps)."""
+    if mixture.batching == "heterogeneous":
+        return mixture.tasks_per_step
+    return SCHEDULES[mixture.schedule].sub_batches(n_tasks)

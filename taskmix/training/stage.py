@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
 from taskmix.errors import TaskmixError
-from taskmix.mixture import MixtureConfig, build_schedule, loss_weights
+from taskmix.mixture import build_schedule, loss_weights, sub_batches_per_step
 from taskmix.models.model import MultiTaskModel
 from taskmix.rundir import save_torch
 from taskmix.training import distributed
@@ -85,17 +85,6 @@ def linear_warmup_decay(total_steps: int, warmup_fraction: float):
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup))
 
     return factor
-
-
-def sub_batches_per_step(mixture: MixtureConfig, n_tasks: int) -> int:
-    """How many task batches one optimizer step consumes on average (sizes an epoch in steps)."""
-    if mixture.batching == "heterogeneous":
-        return mixture.tasks_per_step
-    if mixture.schedule in ("sum", "inc"):
-        return n_tasks
-    if mixture.schedule in ("alt_plus", "cmtl_plus"):
-        return 2
-    return 1
 
 
 class StageTrainer:
