@@ -300,7 +300,7 @@ class ExperimentRunner:
         for st in group.tasks:
             st.write_predictions(out_dir, (group.dev_predictions or {}).get(st.name, {}), self.rt.predict_split)
             if is_final and stage.predict_test and st.labelled_task is not None:
-                self.write_test(model, st.head, st.labelled_task, out_dir / "submission")
+                self.write_test(model, st, group.restarts[group.selected].metrics[st.name], out_dir / "submission")
         heads = {st.head: {"kind": st.head_kind, "num_outputs": st.num_outputs, "task": st.name}
                  for st in group.tasks}
         save_torch(out_dir / "checkpoint.pt", {
@@ -310,13 +310,25 @@ class ExperimentRunner:
         write_json(out_dir / "metrics.json", {"stage": stage.name, "selected_restart": group.selected,
                                                "restarts": [asdict(r) for r in group.restarts]})
 
-    def write_test(self, model, head: str, task: Task, out_dir: Path) -> None:
+    def write_test(self, model: MultiTaskModel, st: TrainableTask, dev_metrics: dict[str, float], out_dir: Path) -> None:
+        """The task's submission files; a task reported as its majority class (WNLI) submits it too,
+        and a three-class NLI head also answers the GLUE diagnostic (AX.tsv)."""
+        task = st.labelled_task
+        baselines = st.baselines()
+        floor = baselines.majority is not None and glue_metrics.apply_majority_rule(
+            task, dev_metrics, baselines.majority)[1]
         for split in task.submission_files:
             if not self.rt.has_file(task, split):
                 log.info("no %s file for %s; skipping its submission file", split, task.name)
                 continue
-            preds = self.rt.predict(model, head, task, split)
+            preds = self.rt.predict(model, st.head, task, split)
+            if floor:
+                preds = np.full(len(preds), baselines.majority_prediction)
             write_submission(task, split, self.rt.splits(task).get(split).uids, preds, out_dir)
+        ax = get_task("ax")
+        if is_nli(task) and self.rt.has_file(ax, "test"):
+            preds = to_nli_order(task, self.rt.predict(model, st.head, ax, "test"))
+            write_submission(ax, "test", self.rt.splits(ax).get("test").uids, preds, out_dir)
 
     def diagnostic(self, model: MultiTaskModel, head: str, task: Task) -> dict:
         """AX (GLUE diagnostic) R3, overall and per coarse category, from a 3-class NLI head."""

@@ -9,36 +9,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from transformers import BertConfig, BertModel
 
 from taskmix.cli import main
 from taskmix.config import StageConfig
 from taskmix.errors import DataError
 from taskmix.kinds.multiple_choice import MULTIPLE_CHOICE, ChoiceFeatures, MultipleChoiceHead
-from taskmix.models.encoder import EncoderOutput, HFEncoder, load_tokenizer
+from taskmix.models.encoder import EncoderOutput, HFEncoder
 from taskmix.models.model import MultiTaskModel
 from taskmix.tasks import get_task, load_split
 from taskmix.tasks.base import Task
 from taskmix.training.features import TokenCache, TokenizedSplit
 from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_tokenizer("minilm")
-
-
-@pytest.fixture(scope="module")
-def tiny_encoder(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
-    """A random 1-layer BERT with MiniLM's vocabulary and tokenizer, usable as `encoder:` in a run."""
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32)
-    path = tmp_path_factory.mktemp("tiny_mc_bert")
-    BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
 
 
 def test_copa_reader_reads_every_split(data_dir: Path) -> None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import pytest
+import yaml
 
+from taskmix.cli import main
 from taskmix.errors import ConfigError
-from taskmix.submission import write_submission
 from taskmix.kinds.base import TaskKind
 from taskmix.kinds.classification import CLASSIFICATION
 from taskmix.kinds.regression import REGRESSION
+from taskmix.submission import write_submission
+from taskmix.tasks import get_task, load_split
 from taskmix.tasks.base import Task
 
 
@@ -104,3 +108,32 @@ def test_errors_name_the_task(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="'cb'.*'a7'"):
         write_submission(CB, "test", ["a7"], [0], tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+def test_a_run_writes_glue_files_with_the_wnli_majority_and_ax_from_the_nli_head(
+        tiny_encoder: Path, data_dir: Path, tmp_path: Path) -> None:
+    """WNLI falls back to its majority class in the submission as on dev; the NLI target also writes AX.tsv."""
+    experiment = {
+        "name": "glue-files", "encoder": str(tiny_encoder), "seed": 1, "max_length": 48, "tensorboard": False,
+        "stages": [{"name": "target", "separate": True, "max_steps": 2, "batch_size": 8, "lr": 1e-9,
+                    "tasks": ["wnli", {"name": "snli", "train_splits": ["dev"], "dev_split": "test",
+                                       "max_train_examples": 32, "max_dev_examples": 64}]}],
+    }
+    config = tmp_path / "glue.yaml"
+    config.write_text(yaml.safe_dump(experiment))
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--data-dir", str(data_dir), "--output-dir", str(out), "--no-progress"]) == 0
+
+    wnli = next(t for t in json.loads((out / "results.json").read_text())["targets"] if t["task"] == "wnli")
+    assert wnli["majority_rule_applied"]
+    rows = (out / "pretrained" / "target" / "wnli" / "submission" / "WNLI.tsv").read_text().splitlines()
+    assert rows[0] == "index\tprediction" and len(rows) == 1 + 146
+    train = [e.label for e in load_split(get_task("wnli"), "train", data_dir)]
+    majority = str(max((0, 1), key=train.count))
+    assert {r.split("\t")[1] for r in rows[1:]} == {majority}
+
+    ax_rows = (out / "pretrained" / "target" / "snli" / "submission" / "AX.tsv").read_text().splitlines()
+    assert ax_rows[0] == "index\tprediction" and len(ax_rows) == 1 + 1104
+    assert [r.split("\t")[0] for r in ax_rows[1:]] == [str(i) for i in range(1104)]
+    assert {r.split("\t")[1] for r in ax_rows[1:]} <= {"entailment", "neutral", "contradiction"}
+    assert not (out / "pretrained" / "target" / "wnli" / "submission" / "AX.tsv").exists()

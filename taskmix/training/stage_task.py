@@ -55,13 +55,14 @@ class TaskEvaluation:
 class Baselines:
     """What a task's result is judged against.
 
-    `majority`: dev metrics of the training majority prediction (None where a task has no
-    such constant); `best_constant`: the best dev score any constant prediction reaches,
-    the bar a degenerate run fails to clear.
+    `majority`: dev metrics of `majority_prediction`, the training majority (None where a
+    task has no such constant); `best_constant`: the best dev score any constant prediction
+    reaches, the bar a degenerate run fails to clear.
     """
 
     majority: dict[str, float] | None = None
     best_constant: float | None = None
+    majority_prediction: Any = None
 
     @property
     def majority_score(self) -> float | None:
@@ -164,9 +165,9 @@ class StageTask:
         constants = kind.constant_predictions(self.task)
         if not constants:
             return Baselines()
-        majority = self._constant_metrics(kind.majority_prediction(np.asarray(self.train.labels)))
+        majority = kind.majority_prediction(np.asarray(self.train.labels))
         best = max(glue_metrics.task_score(self._constant_metrics(c)) for c in constants)
-        return Baselines(majority, best)
+        return Baselines(self._constant_metrics(majority), best, majority)
 
     def _constant_metrics(self, prediction: Any) -> dict[str, float]:
         """Dev metrics of predicting `prediction` for every row."""
