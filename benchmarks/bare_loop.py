@@ -1,7 +1,9 @@
 """The compute limit: a plain PyTorch loop with nothing but the work itself.
 
-Pre-tokenised rows, length-grouped batches padded to a multiple of 8, bf16 autocast,
-gradient clipping (part of the recipe every contender runs) and fused AdamW.
+Training: pre-tokenised rows, length-grouped batches padded to a multiple of 8, bf16
+autocast, gradient clipping (part of the recipe every contender runs) and fused AdamW.
+Evaluation: pre-tokenised dev rows in length-sorted batches padded before timing, bf16
+autocast under `inference_mode`, argmax of the logits.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-from common import BATCH_SIZE, MAX_LENGTH, BatchLog, StepClock, labelled, load_examples, model_path, train_result
+from common import (BATCH_SIZE, EVAL_BATCH_SIZE, MAX_LENGTH, BatchLog, StepClock, labelled, load_examples, model_path,
+                    timed, train_result)
 
 GROUP_SPAN = 50  # batches per length-sorted pool
 
@@ -38,23 +41,46 @@ def grouped_order(lengths: np.ndarray, rng: np.random.Generator) -> list[np.ndar
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+def pad(ids: list, types: list, labels: np.ndarray, batch: np.ndarray) -> dict[str, torch.Tensor]:
+    """One batch of rows as tensors padded to a multiple of 8."""
+    width = -(-max(len(ids[i]) for i in batch) // 8) * 8
+    input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+    token_types = torch.zeros(len(batch), width, dtype=torch.long)
+    mask = torch.zeros(len(batch), width, dtype=torch.long)
+    for row, i in enumerate(batch):
+        n = len(ids[i])
+        input_ids[row, :n] = torch.tensor(ids[i])
+        token_types[row, :n] = torch.tensor(types[i])
+        mask[row, :n] = 1
+    return {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask,
+            "labels": torch.from_numpy(labels[batch])}
+
+
 def padded_batches(ids: list, types: list, labels: np.ndarray, seed: int) -> Iterator[dict[str, torch.Tensor]]:
     """Padded tensors, epoch after epoch."""
     lengths = np.array([len(x) for x in ids])
     rng = np.random.default_rng(seed)
     while True:
         for batch in grouped_order(lengths, rng):
-            width = -(-int(lengths[batch].max()) // 8) * 8
-            input_ids = torch.zeros(len(batch), width, dtype=torch.long)
-            token_types = torch.zeros(len(batch), width, dtype=torch.long)
-            mask = torch.zeros(len(batch), width, dtype=torch.long)
-            for row, i in enumerate(batch):
-                n = len(ids[i])
-                input_ids[row, :n] = torch.tensor(ids[i])
-                token_types[row, :n] = torch.tensor(types[i])
-                mask[row, :n] = 1
-            yield {"input_ids": input_ids, "token_type_ids": token_types, "attention_mask": mask,
-                   "labels": torch.from_numpy(labels[batch])}
+            yield pad(ids, types, labels, batch)
+
+
+def sorted_padded_batches(ids: list, types: list, labels: np.ndarray) -> list[dict[str, torch.Tensor]]:
+    """Every dev row once, longest first, in inference batches."""
+    order = np.argsort(-np.array([len(x) for x in ids]), kind="stable")
+    return [pad(ids, types, labels, order[i : i + EVAL_BATCH_SIZE]) for i in range(0, len(order), EVAL_BATCH_SIZE)]
+
+
+@torch.inference_mode()
+def predict(model, batches: list[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+    model.eval()
+    out = []
+    for batch in batches:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(input_ids=batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                           attention_mask=batch["attention_mask"]).logits
+        out.append(logits.float().argmax(-1))
+    return out
 
 
 def train(model, batches: Iterator[dict[str, torch.Tensor]], steps: int, log: BatchLog) -> None:
@@ -72,7 +98,7 @@ def train(model, batches: Iterator[dict[str, torch.Tensor]], steps: int, log: Ba
 
 
 def throughput(spec: dict[str, Any]) -> dict[str, Any]:
-    """Training ex/s of the bare loop per task; tokenising and padding happen before timing."""
+    """Training and evaluation ex/s of the bare loop per task; tokenising and padding happen before timing."""
     tokenizer = AutoTokenizer.from_pretrained(model_path())
     results: dict[str, Any] = {}
     for name in spec["tasks"]:
@@ -86,5 +112,11 @@ def throughput(spec: dict[str, Any]) -> dict[str, Any]:
             train(model, ready, spec["steps"] + 1, log)
         finally:
             clock.close()
-        results[name] = train_result(clock, log)
+        dev_ids, dev_types, dev_labels = tokenize(tokenizer, load_examples(name, "dev", Path(spec["data_dir"])))
+        limit = spec.get("eval_limit") or len(dev_ids)
+        batches = sorted_padded_batches(dev_ids[:limit], dev_types[:limit], dev_labels[:limit])
+        _, seconds = timed(predict, model, batches)
+        rows = min(limit, len(dev_ids))
+        results[name] = {**train_result(clock, log), "eval_examples": rows, "eval_seconds": seconds,
+                         "eval_ex_s": rows / seconds}
     return results

@@ -86,6 +86,7 @@ def goals(res: dict[str, Any], tasks: list[str]) -> list[Goal]:
         Goal("taskmix train vs Trainer best", ratio(res, "taskmix", "trainer_best", "train_ex_s", tasks), 1.0, True),
         Goal("taskmix train vs bare loop", ratio(res, "taskmix", "bare", "train_ex_s", tasks), 0.95, True),
         Goal("taskmix eval vs Trainer best", ratio(res, "taskmix", "trainer_best", "eval_ex_s", tasks), 1.5, True),
+        Goal("taskmix eval vs bare inference loop", ratio(res, "taskmix", "bare", "eval_ex_s", tasks), 0.95, True),
         Goal("STILTs end to end, Trainer time / taskmix time",
              res["stilts_trainer"]["wall_seconds"] / res["stilts_taskmix"]["wall_seconds"], 1.3, True),
         Goal("5-task mixture vs length-matched single task",

@@ -17,7 +17,7 @@ from taskmix.models.encoder import load_tokenizer
 from taskmix.pretraining import labels, perturb
 from taskmix.pretraining.batching import IGNORE
 from taskmix.pretraining.mlm import mask_tokens
-from taskmix.pretraining.sampling import Relation, Run, pair
+from taskmix.pretraining.sentence_runs import Relation, Run, pair
 from taskmix.pretraining.tasks import TASKS, PretrainingTask, Split, TaskContext
 from taskmix.pretraining.tokenized import TokenizedCorpus
 

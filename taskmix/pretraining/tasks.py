@@ -22,14 +22,16 @@ from taskmix.pretraining import labels, perturb
 from taskmix.pretraining.batching import Example, collate
 from taskmix.pretraining.metrics import ACCURACY, CROSS_ENTROPY, MSE, PERPLEXITY, Metric
 from taskmix.pretraining.mlm import MASK_RATE, mask_tokens
-from taskmix.pretraining.sampling import Relation, Run, pair, tokens, windows
+from taskmix.pretraining.sentence_runs import Relation, Run, pair, tokens, windows
 from taskmix.pretraining.tokenized import CorpusSettings, TokenizedCorpus, load_corpus
 
 FAKE_PAIRS = (2, 3, 4)  # Real/Fake: a fake sentence has 2-4 pairs of words swapped
 
 
 @dataclass(frozen=True)
-class Split:
+class DocumentSplit:
+    """The documents of a corpus that one side (train or dev) of a pretraining task draws from."""
+
     corpus: TokenizedCorpus
     docs: list[int]
 
@@ -38,8 +40,8 @@ class Split:
 class TaskContext:
     """A corpus split in train/dev plus the tokenizer facts the tasks need."""
 
-    train: Split
-    dev: Split
+    train: DocumentSplit
+    dev: DocumentSplit
     tokenizer: Any
     max_len: int
     with_mlm: bool = False
@@ -76,7 +78,7 @@ class TaskContext:
 
 # --- window tasks: one run of sentences, optionally changed, with token or sentence labels ---
 
-WindowBuilder = Callable[[TaskContext, Split, Run, np.ndarray, int, np.random.Generator], Example]
+WindowBuilder = Callable[[TaskContext, DocumentSplit, Run, np.ndarray, int, np.random.Generator], Example]
 
 
 def plain(ctx, split, run, ids, lo, rng) -> Example:
@@ -145,10 +147,10 @@ class TaskDefinition:
     def num_outputs(self, ctx: TaskContext) -> int:
         raise NotImplementedError
 
-    def anchors(self, ctx: TaskContext, split: Split) -> list:
+    def anchors(self, ctx: TaskContext, split: DocumentSplit) -> list:
         raise NotImplementedError
 
-    def make(self, ctx: TaskContext, split: Split, anchor, rng: np.random.Generator) -> list[Example]:
+    def make(self, ctx: TaskContext, split: DocumentSplit, anchor, rng: np.random.Generator) -> list[Example]:
         raise NotImplementedError
 
     def finish(self, ctx: TaskContext, batch: dict, protected: torch.Tensor, generator: torch.Generator) -> None:
@@ -329,7 +331,7 @@ class PretrainingTask:
     def dev_batches(self, batch_size: int) -> Iterator[dict[str, torch.Tensor]]:
         return self._batches(self.context.dev, batch_size, seed=0, shuffle=False)
 
-    def _batches(self, split: Split, batch_size: int, seed: int, shuffle: bool):
+    def _batches(self, split: DocumentSplit, batch_size: int, seed: int, shuffle: bool):
         rows = self.definition.rows_per_anchor
         if batch_size < rows or batch_size % rows:
             raise ConfigError(f"task '{self.name}': batch size {batch_size} must be a multiple of {rows}")
@@ -374,11 +376,11 @@ def build_pretraining_task(name: str, corpus_path: str | Path, tokenizer, max_le
     docs = list(range(train_corpus.num_documents))
     if dev_path is not None:
         dev_corpus = load_corpus(dev_path, tokenizer, settings, cache_dir)
-        train, dev = Split(train_corpus, docs), Split(dev_corpus, list(range(dev_corpus.num_documents)))
+        train, dev = DocumentSplit(train_corpus, docs), DocumentSplit(dev_corpus, list(range(dev_corpus.num_documents)))
     else:
         held = set(np.random.default_rng(0).permutation(len(docs))[: max(2, round(dev_fraction * len(docs)))].tolist())
-        train = Split(train_corpus, [d for d in docs if d not in held])
-        dev = Split(train_corpus, sorted(held))
+        train = DocumentSplit(train_corpus, [d for d in docs if d not in held])
+        dev = DocumentSplit(train_corpus, sorted(held))
     for split, path in ((train, corpus_path), (dev, dev_path or corpus_path)):
         if len(split.docs) < 2:
             raise ConfigError(f"corpus {path}: a split has {len(split.docs)} document(s) after filtering; need 2")

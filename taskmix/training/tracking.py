@@ -1,7 +1,8 @@
 """Scalar tracking of training runs (loss, learning rate, dev metrics) for TensorBoard.
 
-The trainer talks to a `Tracker`; `NullTracker` keeps tracking switchable without
-branches in the training loop.
+The trainer calls `scalars` and `close` on a tracker: `TensorBoardTracker` writes event
+files, `NullTracker` records nothing, which keeps tracking switchable without branches in
+the training loop.
 """
 
 from __future__ import annotations
