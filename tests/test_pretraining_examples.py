@@ -18,7 +18,7 @@ from taskmix.pretraining import labels, perturb
 from taskmix.pretraining.batching import IGNORE
 from taskmix.pretraining.mlm import mask_tokens
 from taskmix.pretraining.sentence_runs import Relation, Run, pair
-from taskmix.pretraining.tasks import TASKS, PretrainingTask, Split, TaskContext
+from taskmix.pretraining.tasks import TASKS, PretrainingTask, DocumentSplit, TaskContext
 from taskmix.pretraining.tokenized import TokenizedCorpus
 
 
@@ -178,7 +178,7 @@ def test_sdp_classes(rng):
 
 def test_pair_batches_and_class_balance(tokenizer):
     corpus = hand_corpus([6, 6, 6, 6])
-    ctx = TaskContext(Split(corpus, [0, 1, 2, 3]), Split(corpus, [0, 1]), tokenizer, max_len=9)
+    ctx = TaskContext(DocumentSplit(corpus, [0, 1, 2, 3]), DocumentSplit(corpus, [0, 1]), tokenizer, max_len=9)
     task = PretrainingTask(TASKS["so"], ctx)
     batch = next(task.train_batches(4, seed=0))
     # budget (9 - 3) // 2 = 3 tokens per side: [CLS] A(3) [SEP] B(3) [SEP]
@@ -195,7 +195,7 @@ def test_pair_batches_and_class_balance(tokenizer):
 
 def test_qt_targets_inside_a_batch(tokenizer):
     corpus = hand_corpus([6, 6])
-    ctx = TaskContext(Split(corpus, [0, 1]), Split(corpus, [0, 1]), tokenizer, max_len=5)
+    ctx = TaskContext(DocumentSplit(corpus, [0, 1]), DocumentSplit(corpus, [0, 1]), tokenizer, max_len=5)
     batch = next(PretrainingTask(TASKS["qt"], ctx).train_batches(6, seed=3))
     # 3 pairs: rows 0-2 are first halves, rows 3-5 their continuations; target of row i is i.
     assert batch["labels"].tolist() == [0, 1, 2, IGNORE, IGNORE, IGNORE]
@@ -205,7 +205,7 @@ def test_qt_targets_inside_a_batch(tokenizer):
 
 def test_fs_targets_are_the_text_tokens(tokenizer):
     corpus = hand_corpus([6, 6])
-    ctx = TaskContext(Split(corpus, [0, 1]), Split(corpus, [0, 1]), tokenizer, max_len=5)
+    ctx = TaskContext(DocumentSplit(corpus, [0, 1]), DocumentSplit(corpus, [0, 1]), tokenizer, max_len=5)
     batch = next(PretrainingTask(TASKS["fs"], ctx).dev_batches(2))
     # [CLS] t t t [SEP]: only the three text tokens are scored against 1.0.
     assert batch["labels"].tolist() == [[IGNORE, 1.0, 1.0, 1.0, IGNORE]] * 2
@@ -216,7 +216,7 @@ def test_fs_targets_are_the_text_tokens(tokenizer):
 
 def test_scp_label_says_whether_anything_changed(tokenizer):
     corpus = hand_corpus([6, 6, 6])
-    ctx = TaskContext(Split(corpus, [0, 1, 2]), Split(corpus, [0, 1]), tokenizer, max_len=11)
+    ctx = TaskContext(DocumentSplit(corpus, [0, 1, 2]), DocumentSplit(corpus, [0, 1]), tokenizer, max_len=11)
     labels_seen = []
     for batch in PretrainingTask(TASKS["scp"], ctx).train_batches(4, seed=1):
         for row, label in zip(batch["input_ids"], batch["labels"]):
