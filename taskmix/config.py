@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, field_validator,
+                      model_serializer, model_validator)
 
 from taskmix.errors import ConfigError
 from taskmix.mixture import MixtureConfig
@@ -118,8 +119,21 @@ class StageConfig(Strict):
 
 
 class EncoderConfig(Strict):
+    """The encoder to load (`name`: bundled short name, hub id or local path) and its row name."""
+
     name: str = "minilm"
+    label: str | None = Field(default=None, min_length=1,
+                              description="row name in results tables (default: the name, or a local "
+                                          "path's directory name)")
     gradient_checkpointing: bool = False
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_label(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave an unset label out, so configs written before the field existed keep their stage-cache keys."""
+        data = handler(self)
+        if data.get("label") is None:
+            data.pop("label", None)
+        return data
 
 
 class ExperimentConfig(Strict):

@@ -22,7 +22,7 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
 from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
-from taskmix.models.encoder import build_encoder
+from taskmix.models.encoder import build_encoder, encoder_label
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
@@ -339,7 +339,7 @@ class ExperimentRunner:
         memo: dict[tuple[str, ...], tuple[dict, dict]] = {(): (None, {})}
         targets: list[TargetResult] = []
         for stages in self.cfg.stage_sequences():
-            label = pipeline_label(self.cfg.encoder.name, stages)
+            label = pipeline_label(encoder_label(self.cfg.encoder.name, self.cfg.encoder.label), stages)
             for depth, stage in enumerate(stages):
                 key = tuple(s.name for s in stages[: depth + 1])
                 if key in memo and depth < len(stages) - 1:

@@ -1,11 +1,18 @@
-"""Shared fixtures: the real data directory (never downloaded) and the bundled encoder."""
+"""Shared fixtures: the real data directory (never downloaded) and a tiny random encoder.
+
+Most tests check the engine's plumbing (configs, stages, caching, outputs), which does not
+depend on what the encoder knows; they run the tiny random BERT, whose forwards take
+milliseconds, instead of the bundled MiniLM. Tests that check real learning keep MiniLM.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,9 +21,48 @@ def _data_dir() -> Path:
     return Path(os.environ.get("TASKMIX_DATA") or REPO_ROOT.parent / "shared" / "data")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def single_thread() -> Iterator[None]:
+    """One intra-op thread: the tests' tensors are small, and on a shared CPU the threads mostly wait
+    on each other (a tiny-model stage ran 20x slower with two threads on a busy 2-core machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     path = _data_dir()
     if not (path / "glue").is_dir():
         pytest.fail(f"real data not found at {path}; set TASKMIX_DATA to the shared data directory")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised 1-layer, 16-wide BERT plus MiniLM's tokenizer, saved as a local model.
+
+    Usable as `encoder: <path>` in experiment files. Sharing MiniLM's vocabulary lets it read the
+    real task data (and share the token cache with MiniLM runs). Dropout is off, so forwards are
+    deterministic.
+    """
+    from transformers import BertConfig, BertModel
+
+    from taskmix.models.encoder import load_tokenizer
+
+    tokenizer = load_tokenizer("minilm")
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    path = tmp_path_factory.mktemp("tiny-bert", numbered=False)
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
     return path

@@ -107,6 +107,16 @@ def load_tokenizer(name: str):
         raise ConfigError(f"encoder '{name}': cannot load tokenizer from '{path}': {exc}") from exc
 
 
+def encoder_label(name: str, label: str | None = None) -> str:
+    """An encoder's row name in results tables: the given label, else the name, shortened to the
+    directory name for a local path (a whole absolute path would be every row's name)."""
+    if label:
+        return label
+    if name.lower() in BUNDLED_ENCODERS or not Path(name).expanduser().exists():
+        return name
+    return Path(name).expanduser().resolve().name
+
+
 def build_encoder(name: str, gradient_checkpointing: bool = False) -> Encoder:
     """Build the encoder named in an experiment config."""
     return HFEncoder(name, gradient_checkpointing=gradient_checkpointing)
