@@ -22,6 +22,7 @@ TINY = {"batch_size": 8, "max_train_examples": 48, "max_dev_examples": 32, "pred
 STUDY = {
     "name": "tiny",
     "base": {
+        "threads": 1,  # the study subprocesses run tiny tensors, which extra threads only slow down
         "stages": [
             {"name": "intermediate", "tasks": [{"name": "snli", "train_splits": ["dev"], "dev_split": "test"}],
              "max_steps": 4, "validate_every": 2, **TINY},

@@ -72,13 +72,14 @@ class TokenizedCorpus:
 
 
 def tokenizer_fingerprint(tokenizer) -> str:
-    """Identity of a tokenizer: its class, name and serialised pipeline (vocab included)."""
+    """Identity of a tokenizer: its class and serialised pipeline (vocab included), not where it was loaded
+    from, so the same tokenizer saved under another path shares the cache (as the task-split cache does)."""
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"tokenizer '{tokenizer.name_or_path}': a fast tokenizer (with offsets) is required")
     pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
     for state in ("truncation", "padding"):  # call-time settings, changed by every call
         pipeline.pop(state, None)
-    spec = f"{type(tokenizer).__name__}|{tokenizer.name_or_path}|{json.dumps(pipeline, sort_keys=True)}"
+    spec = f"{type(tokenizer).__name__}|{json.dumps(pipeline, sort_keys=True)}"
     return hashlib.sha256(spec.encode()).hexdigest()
 
 
