@@ -73,7 +73,8 @@ def test_restarts_draw_fresh_subsamples_and_select_best_on_dev(tmp_path, data_di
 
 
 def test_test_predictions_in_glue_format_and_evaluate_command(tmp_path, data_dir, tiny_encoder, capsys):
-    data = {"encoder": str(tiny_encoder), "stages": [{"name": "target", "tasks": ["wnli"], **{**TINY, "predict_test": True}}]}
+    data = {"encoder": str(tiny_encoder),
+            "stages": [{"name": "target", "tasks": ["wnli"], **{**TINY, "predict_test": True}}]}
     code, out = run(tmp_path, data, data_dir)
     assert code == 0
     lines = (out / "pretrained" / "target" / "submission" / "WNLI.tsv").read_text().splitlines()
@@ -90,7 +91,8 @@ def test_checkpoint_restores_best_dev_model(tmp_path, data_dir, tiny_encoder):
     """The saved checkpoint reproduces the selected restart's dev metric."""
     from taskmix.evaluate import evaluate_checkpoint
 
-    data = {"encoder": str(tiny_encoder), "stages": [{"name": "target", "tasks": ["rte"], **{**TINY, "max_dev_examples": None}}]}
+    data = {"encoder": str(tiny_encoder),
+            "stages": [{"name": "target", "tasks": ["rte"], **{**TINY, "max_dev_examples": None}}]}
     code, out = run(tmp_path, data, data_dir, "--set", "precision=fp32")
     assert code == 0
     metrics = json.loads((out / "pretrained" / "target" / "metrics.json").read_text())

@@ -48,15 +48,6 @@ TRAIN_SIZES = {"pair2": 4, "nli3": 9, "sts": 16}
 
 
 # -- fixtures -----------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU the threads' waits dominate."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def base_model(tiny_encoder: Path) -> MultiTaskModel:
     """Encoder plus one head per task, built the way the experiment runner builds them (dropout 0)."""

@@ -116,7 +116,7 @@ def test_a_local_encoder_path_names_rows_by_its_directory_or_its_label(tmp_path,
 def test_an_unset_label_leaves_the_resolved_config_unchanged():
     """Configs without a label dump as before, so their stage-cache keys and fingerprints stay valid."""
     assert EncoderConfig(name="minilm").model_dump() == {"name": "minilm", "gradient_checkpointing": False}
-    cfg = parse_experiment({"stages": [{"name": "t", "tasks": ["rte"]}]})
-    assert cfg.fingerprint() == "574dd50be104"  # the hash before `label` existed
-    labelled = parse_experiment({"encoder": {"name": "minilm", "label": "m"}, "stages": [{"name": "t", "tasks": ["rte"]}]})
+    stages = [{"name": "t", "tasks": ["rte"]}]
+    assert parse_experiment({"stages": stages}).fingerprint() == "574dd50be104"  # the hash before `label` existed
+    labelled = parse_experiment({"encoder": {"name": "minilm", "label": "m"}, "stages": stages})
     assert labelled.model_dump()["encoder"]["label"] == "m"

@@ -154,8 +154,8 @@ def test_lilliefors_flags_samples_far_from_normal() -> None:
     assert distance["bell"] < 0.285 < distance["outlier"]
     assert looks_normal(sample(bell)) and not looks_normal(sample(outlier))
     assert looks_normal(sample(outlier[-MIN_NORMALITY_RUNS + 1:]))  # too few runs to tell
-    table = GlueTable(None, ["rte"], ["base", "ours"], {("base", "rte"): sample(bell), ("ours", "rte"): sample(outlier)},
-                      avg={})
+    cells = {("base", "rte"): sample(bell), ("ours", "rte"): sample(outlier)}
+    table = GlueTable(None, ["rte"], ["base", "ours"], cells, avg={})
     found, _ = deltas(table, "base")
     assert found[("ours", "rte")].normal is False
     table.cells[("ours", "rte")] = sample([x + 1 for x in bell])
