@@ -2,7 +2,8 @@
 
 Most tests check the engine's plumbing (configs, stages, caching, outputs), which does not
 depend on what the encoder knows; they run the tiny random BERT, whose forwards take
-milliseconds, instead of the bundled MiniLM. Tests that check real learning keep MiniLM.
+milliseconds, instead of the bundled MiniLM. One real end-to-end run (the STILTs test in
+`test_cli_run.py`) keeps MiniLM.
 """
 
 from __future__ import annotations

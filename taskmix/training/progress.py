@@ -51,5 +51,6 @@ class StepProgress:
                      100 * self.step / self.total, loss, rate)
 
     def close(self) -> None:
+        """Remove the bar: a finished stage leaves its log lines, not a stale bar."""
         if self.bar is not None:
             self.bar.close()
