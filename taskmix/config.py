@@ -117,11 +117,19 @@ class StageConfig(Strict):
 
 
 class EncoderConfig(Strict):
-    """Settings of the encoder family (`taskmix.models.encoder`) that builds the encoder and its tokenizer."""
+    """Settings of the encoder family (`taskmix.models.encoder`) that builds the encoder and its tokenizer:
+    `name` (bundled short name, hub id or local path) and the row name `label` in results tables."""
 
     family: Literal["hf"] = "hf"
     name: str = "minilm"
+    label: str | None = Field(default=None, min_length=1,
+                              description="row name in results tables (default: the name, or a local "
+                                          "path's directory name)")
     gradient_checkpointing: bool = False
+
+    def build_settings(self) -> dict[str, Any]:
+        """What builds the encoder (and keys cached stages): everything but the cosmetic `label`."""
+        return self.model_dump(mode="json", exclude={"label"})
 
 
 class ExperimentConfig(Strict):

@@ -22,7 +22,7 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
 from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError
-from taskmix.models.encoder import encoder_family
+from taskmix.models.encoder import encoder_family, encoder_label
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
@@ -136,7 +136,7 @@ class ExperimentRunner:
         for spec in cfg.custom_tasks:
             register_task(build_custom_task(spec, config_dir), custom=True)
         self._check_tasks()
-        self.encoder_family = encoder_family(cfg.encoder.model_dump())
+        self.encoder_family = encoder_family(cfg.encoder.build_settings())
         self.rt = Runtime(self.encoder_family, data_dir, cfg.max_length, cfg.device, cfg.precision,
                           Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads, cfg.eval_batch_size)
         self._pretrained_state: dict[str, torch.Tensor] | None = None
@@ -228,7 +228,7 @@ class ExperimentRunner:
     def group_key(self, prefix: list[StageConfig], stage: StageConfig, refs: list[TaskRef]) -> str:
         cfg = self.cfg
         return cache_key({
-            "encoder": cfg.encoder.model_dump(mode="json"), "seed": cfg.seed, "max_length": cfg.max_length,
+            "encoder": cfg.encoder.build_settings(), "seed": cfg.seed, "max_length": cfg.max_length,
             "precision": self.rt.precision, "custom_tasks": [t.model_dump(mode="json") for t in cfg.custom_tasks],
             "prefix": [s.model_dump(mode="json") for s in prefix], "stage": stage.model_dump(mode="json"),
             "tasks": [r.model_dump(mode="json") for r in refs],
@@ -344,7 +344,7 @@ class ExperimentRunner:
         memo: dict[tuple[str, ...], tuple[dict, dict]] = {(): (None, {})}
         targets: list[TargetResult] = []
         for stages in self.cfg.stage_sequences():
-            label = pipeline_label(self.cfg.encoder.name, stages)
+            label = pipeline_label(encoder_label(self.cfg.encoder.name, self.cfg.encoder.label), stages)
             for depth, stage in enumerate(stages):
                 key = tuple(s.name for s in stages[: depth + 1])
                 if key in memo and depth < len(stages) - 1:

@@ -1,17 +1,35 @@
-"""Shared fixtures: the real data directory (never downloaded) and the bundled encoder."""
+"""Shared fixtures: the real data directory (never downloaded) and a tiny random encoder.
+
+Most tests check the engine's plumbing (configs, stages, caching, outputs), which does not
+depend on what the encoder knows; they run the tiny random BERT, whose forwards take
+milliseconds, instead of the bundled MiniLM. One real end-to-end run (the STILTs test in
+`test_cli_run.py`) keeps MiniLM.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
+import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _data_dir() -> Path:
     return Path(os.environ.get("TASKMIX_DATA") or REPO_ROOT.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def single_thread() -> Iterator[None]:
+    """One intra-op thread: the tests' tensors are small, and on a shared CPU the threads mostly wait
+    on each other (a tiny-model stage ran 20x slower with two threads on a busy 2-core machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +41,7 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def tokenizer():
+def minilm_tokenizer():
     """The bundled MiniLM's tokenizer (fast to load; the weights are not needed)."""
     from taskmix.models.encoder import load_tokenizer
 
@@ -31,19 +49,26 @@ def tokenizer():
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder(tmp_path_factory: pytest.TempPathFactory, tokenizer) -> Path:
-    """A random 1-layer, 16-wide BERT with MiniLM's vocabulary and tokenizer, usable as `encoder:` in a run.
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory, minilm_tokenizer) -> Path:
+    """A randomly initialised 1-layer, 16-wide BERT plus MiniLM's tokenizer, saved as a local model.
 
-    For end-to-end runs where what is checked is the engine (files, formats, resumption),
-    not what a pretrained model learns; it trains in a fraction of MiniLM's time.
+    Usable as `encoder: <path>` in experiment files. Sharing MiniLM's vocabulary lets it read the
+    real task data (and share the token cache with MiniLM runs). Dropout is off, so forwards are
+    deterministic.
     """
-    import torch
     from transformers import BertConfig, BertModel
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=16, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=32)
-    path = tmp_path_factory.mktemp("tiny_bert_minilm_vocab")
+    config = BertConfig(
+        vocab_size=len(minilm_tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    path = tmp_path_factory.mktemp("tiny-bert", numbered=False)
     BertModel(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
     return path

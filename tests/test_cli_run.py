@@ -1,4 +1,8 @@
-"""End-to-end runs through the CLI on the real data, with tiny limits so they finish in seconds."""
+"""End-to-end runs through the CLI on the real data, with tiny limits so they finish in seconds.
+
+The STILTs run uses the bundled MiniLM, as the main example does; the others check plumbing
+(restarts, checkpoints, outputs, mixtures, heads) on the tiny random encoder.
+"""
 
 from __future__ import annotations
 
@@ -58,8 +62,8 @@ def test_stilts_two_pipelines_share_the_intermediate_stage(tmp_path, data_dir, c
     assert (out / "log.txt").read_text().strip()
 
 
-def test_restarts_draw_fresh_subsamples_and_select_best_on_dev(tmp_path, data_dir):
-    data = {"stages": [{"name": "target", "tasks": ["rte"], "restarts": 3, **TINY}]}
+def test_restarts_draw_fresh_subsamples_and_select_best_on_dev(tmp_path, data_dir, tiny_encoder):
+    data = {"encoder": str(tiny_encoder), "stages": [{"name": "target", "tasks": ["rte"], "restarts": 3, **TINY}]}
     code, out = run(tmp_path, data, data_dir)
     assert code == 0
     metrics = json.loads((out / "pretrained" / "target" / "metrics.json").read_text())
@@ -68,8 +72,9 @@ def test_restarts_draw_fresh_subsamples_and_select_best_on_dev(tmp_path, data_di
     assert len({r["seed"] for r in metrics["restarts"]}) == 3
 
 
-def test_test_predictions_in_glue_format_and_evaluate_command(tmp_path, data_dir, capsys):
-    data = {"stages": [{"name": "target", "tasks": ["wnli"], **{**TINY, "predict_test": True}}]}
+def test_test_predictions_in_glue_format_and_evaluate_command(tmp_path, data_dir, tiny_encoder, capsys):
+    data = {"encoder": str(tiny_encoder),
+            "stages": [{"name": "target", "tasks": ["wnli"], **{**TINY, "predict_test": True}}]}
     code, out = run(tmp_path, data, data_dir)
     assert code == 0
     lines = (out / "pretrained" / "target" / "submission" / "WNLI.tsv").read_text().splitlines()
@@ -82,11 +87,12 @@ def test_test_predictions_in_glue_format_and_evaluate_command(tmp_path, data_dir
     assert "| wnli |" in table
 
 
-def test_checkpoint_restores_best_dev_model(tmp_path, data_dir):
+def test_checkpoint_restores_best_dev_model(tmp_path, data_dir, tiny_encoder):
     """The saved checkpoint reproduces the selected restart's dev metric."""
     from taskmix.evaluate import evaluate_checkpoint
 
-    data = {"stages": [{"name": "target", "tasks": ["rte"], **{**TINY, "max_dev_examples": None}}]}
+    data = {"encoder": str(tiny_encoder),
+            "stages": [{"name": "target", "tasks": ["rte"], **{**TINY, "max_dev_examples": None}}]}
     code, out = run(tmp_path, data, data_dir, "--set", "precision=fp32")
     assert code == 0
     metrics = json.loads((out / "pretrained" / "target" / "metrics.json").read_text())
@@ -95,11 +101,11 @@ def test_checkpoint_restores_best_dev_model(tmp_path, data_dir):
     assert f"accuracy={100 * accuracy:.1f}" in table
 
 
-def test_custom_task_from_yaml_trains_and_evaluates(tmp_path, data_dir):
+def test_custom_task_from_yaml_trains_and_evaluates(tmp_path, data_dir, tiny_encoder):
     example = REPO / "examples" / "custom_task.yaml"
     out = tmp_path / "custom"
     code = main(["run", str(example), "--data-dir", str(data_dir), "--output-dir", str(out), "--no-progress",
-                 "--set", "stages.0.max_steps=3", "--set", "stages.0.batch_size=8"])
+                 "--set", "stages.0.max_steps=3", "--set", "stages.0.batch_size=8", "--set", f"encoder={tiny_encoder}"])
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     (target,) = results["targets"]
@@ -107,9 +113,10 @@ def test_custom_task_from_yaml_trains_and_evaluates(tmp_path, data_dir):
     assert set(target["metrics"]) == {"accuracy", "f1"}
 
 
-def test_mixture_stage_then_target(tmp_path, data_dir):
+def test_mixture_stage_then_target(tmp_path, data_dir, tiny_encoder):
     """{SNLI, RTE} -> RTE: a two-task stage followed by target-only fine-tuning."""
     data = {
+        "encoder": str(tiny_encoder),
         "stages": [
             {"name": "mtl", "tasks": [{"name": "snli", "train_splits": ["dev"], "dev_split": "test"}, "rte"],
              "mixture": {"sampling": "proportional"}, **TINY},
@@ -119,13 +126,14 @@ def test_mixture_stage_then_target(tmp_path, data_dir):
     code, out = run(tmp_path, data, data_dir)
     assert code == 0
     results = json.loads((out / "results.json").read_text())
-    assert [t["pipeline"] for t in results["targets"]] == ["minilm → {snli, rte}"]
+    assert [t["pipeline"] for t in results["targets"]] == [f"{tiny_encoder.name} → {{snli, rte}}"]
     mtl = json.loads((out / "pretrained" / "mtl" / "metrics.json").read_text())
     assert set(mtl["restarts"][0]["scores"]) == {"snli", "rte"}
 
 
-def test_three_task_mixture_heterogeneous_batches(tmp_path, data_dir):
+def test_three_task_mixture_heterogeneous_batches(tmp_path, data_dir, tiny_encoder):
     data = {
+        "encoder": str(tiny_encoder),
         "stages": [{
             "name": "mtl", "tasks": ["rte", "mrpc", "sts-b"],
             "mixture": {"sampling": {"name": "power", "alpha": 0.5}, "loss_scaling": "log_classes",
@@ -140,9 +148,10 @@ def test_three_task_mixture_heterogeneous_batches(tmp_path, data_dir):
 
 
 @pytest.mark.parametrize("keep_heads", [True, False])
-def test_heads_discarded_between_stages_unless_kept(tmp_path, data_dir, keep_heads):
+def test_heads_discarded_between_stages_unless_kept(tmp_path, data_dir, tiny_encoder, keep_heads):
     """With a vanishing second-stage LR the second head equals its starting point: kept or fresh."""
     data = {
+        "encoder": str(tiny_encoder),
         "stages": [
             {"name": "first", "tasks": ["rte"], "keep_heads": keep_heads, **TINY},
             {"name": "second", "tasks": ["rte"], **{**TINY, "lr": 1e-30, "max_steps": 1}},
@@ -159,7 +168,7 @@ def test_heads_discarded_between_stages_unless_kept(tmp_path, data_dir, keep_hea
 
 
 def test_eval_batch_size_sets_inference_batches_and_prediction_files_reuse_validation(tmp_path, data_dir,
-                                                                                      monkeypatch):
+                                                                                      tiny_encoder, monkeypatch):
     """`eval_batch_size` reaches every inference pass; in fp32 the dev predictions do not depend on
     it; the dev prediction file is the best validation's predictions, not a second pass."""
     import taskmix.training.predict as predict_module
@@ -175,7 +184,7 @@ def test_eval_batch_size_sets_inference_batches_and_prediction_files_reuse_valid
     predictions = {}
     for rows in (5, 64):
         sizes.clear()
-        data = {"eval_batch_size": rows, "precision": "fp32",
+        data = {"encoder": str(tiny_encoder), "eval_batch_size": rows, "precision": "fp32",
                 "stages": [{"name": "target", "tasks": ["mrpc"], **TINY}]}
         (tmp_path / str(rows)).mkdir()
         code, out = run(tmp_path / str(rows), data, data_dir)

@@ -19,9 +19,10 @@ def test_tasks_lists_every_task_with_real_sizes(data_dir, capsys):
     assert {"cola", "sst-2", "mrpc", "qqp", "sts-b", "mnli", "qnli", "rte", "wnli", "ax"} <= set(rows)
 
 
-def test_ax_diagnostic_from_an_nli_target(tmp_path, data_dir, capsys):
+def test_ax_diagnostic_from_an_nli_target(tmp_path, data_dir, tiny_encoder, capsys):
     exp = tmp_path / "exp.yaml"
     exp.write_text(yaml.safe_dump({
+        "encoder": str(tiny_encoder),
         "diagnostic": True,
         "stages": [{"name": "target", "tasks": [{"name": "snli", "train_splits": ["dev"], "dev_split": "test"}],
                     "max_steps": 2, "batch_size": 8, "max_train_examples": 32, "max_dev_examples": 32,

@@ -1,4 +1,4 @@
-"""torchrun with two CPU processes (gloo): ranks stay identical and outputs are written once."""
+"""torchrun with two CPU processes (gloo) on the tiny random encoder: ranks stay identical, outputs written once."""
 
 from __future__ import annotations
 
@@ -12,16 +12,15 @@ from pathlib import Path
 import yaml
 
 
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def test_torchrun_two_processes(tmp_path: Path, data_dir: Path):
+def test_torchrun_two_processes(tmp_path: Path, data_dir: Path, tiny_encoder: Path):
     config = {
-        "name": "ddp", "encoder": "minilm", "seed": 3, "max_length": 64, "threads": 1,
+        "name": "ddp", "encoder": str(tiny_encoder), "seed": 3, "max_length": 64, "threads": 1,
         "cache_dir": str(tmp_path / "cache"),
         "stages": [{
             "name": "mtl", "tasks": ["rte", "mrpc"], "batch_size": 8, "max_steps": 6, "validate_every": 2,

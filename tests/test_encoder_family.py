@@ -10,7 +10,7 @@ from taskmix.models.encoder import HFFamily, encoder_family
 
 
 def test_config_settings_round_trip_through_the_checkpoint_record() -> None:
-    family = encoder_family(EncoderConfig(name="minilm", gradient_checkpointing=True).model_dump())
+    family = encoder_family(EncoderConfig(name="minilm", gradient_checkpointing=True, label="m").build_settings())
     assert isinstance(family, HFFamily)
     assert family.spec() == {"family": "hf", "name": "minilm", "gradient_checkpointing": True}
     again = encoder_family(family.spec())

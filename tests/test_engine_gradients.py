@@ -1,6 +1,6 @@
 """Engine numerics on a tiny random BERT: step-loss gradients, R3F and the LR schedules.
 
-The tests build a 1-layer, 16-wide BERT on disk and load it through `HFEncoder`, so they
+The tests load the tiny random BERT of `conftest.py` through `HFEncoder`, so they
 check the real encoder/head/trainer code paths while staying well under a second each.
 """
 
@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 from torch.nn import functional as F
-from transformers import BertConfig, BertModel  # imported at collection: the import alone takes seconds
 
 from taskmix.config import R3FConfig, StageConfig
 from taskmix.mixture import MixtureConfig, loss_weights
@@ -51,38 +50,11 @@ TRAIN_SIZES = {"pair2": 4, "nli3": 9, "sts": 16}
 
 
 # -- fixtures -----------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def single_thread() -> Iterator[None]:
-    """Tiny tensors gain nothing from intra-op threads, and on a busy shared CPU the threads' waits dominate."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
-def encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised tiny BERT saved once per module (dropout off, so forwards are deterministic)."""
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=64,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        hidden_dropout_prob=0.0,
-        attention_probs_dropout_prob=0.0,
-    )
-    path = tmp_path_factory.mktemp("tiny_bert")
-    BertModel(config).save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def base_model(encoder_dir: Path) -> MultiTaskModel:
+def base_model(tiny_encoder: Path) -> MultiTaskModel:
     """Encoder plus one head per task, built the way the experiment runner builds them (dropout 0)."""
     torch.manual_seed(1)
-    encoder = HFEncoder(str(encoder_dir))
+    encoder = HFEncoder(str(tiny_encoder))
     heads = {name: build_head(task.kind.head, encoder.hidden_size, task.num_classes, dropout=0.0)
              for name, task in TASKS.items()}
     return MultiTaskModel(encoder, heads)

@@ -1,16 +1,22 @@
-"""Every shipped example validates: experiments parse, studies expand into valid cells."""
+"""Every shipped example validates: experiments parse, studies expand into valid cells; the README's
+mixture options are the ones the code accepts."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from taskmix.config import load_experiment, parse_experiment
+from taskmix.mixture.sampling import SAMPLING_POLICIES
+from taskmix.mixture.scaling import SCALING_POLICIES
+from taskmix.mixture.schedules import SCHEDULES
 from taskmix.study.grid import expand, load_study
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 STUDIES = {"sampling_study.yaml": 32, "stilts_study.yaml": 12}
+README = EXAMPLES.parent / "README.md"
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml") if p.name not in STUDIES))
@@ -23,3 +29,15 @@ def test_experiment_examples_parse(name):
 def test_study_examples_expand(name, cells):
     spec = load_study(EXAMPLES / name)
     assert len(expand(spec, validate=lambda e: parse_experiment(dict(e, name=spec.name)))) == cells
+
+
+def readme_choices(key: str) -> set[str]:
+    """The names listed in the `# a | b (note) | c` comment of the README's first line setting `key`."""
+    line = next(line for line in README.read_text().splitlines() if line.strip().startswith(f"{key}:"))
+    return {re.sub(r"\(.*\)", "", name).strip() for name in line.split("#", 1)[1].split("|")}
+
+
+@pytest.mark.parametrize("key,registry", [("sampling", SAMPLING_POLICIES), ("loss_scaling", SCALING_POLICIES),
+                                          ("schedule", SCHEDULES)])
+def test_readme_mixture_options_are_the_registered_ones(key, registry):
+    assert readme_choices(key) == set(registry)

@@ -49,7 +49,8 @@ def test_copa_reader_names_file_and_line_of_a_bad_row(tmp_path: Path, row: dict,
     assert "val.jsonl" in str(caught.value) and ":2" in str(caught.value)
 
 
-def test_choice_features_subset_concatenate_collate_and_cache(data_dir: Path, tokenizer, tmp_path: Path) -> None:
+def test_choice_features_subset_concatenate_collate_and_cache(data_dir: Path, minilm_tokenizer, tmp_path: Path) -> None:
+    tokenizer = minilm_tokenizer
     copa = get_task("copa")
     examples = load_split(copa, "dev", data_dir)
     features = MULTIPLE_CHOICE.featurize(examples, tokenizer, 64)

@@ -95,6 +95,15 @@ def test_tokenised_cache_filters_and_keeps_flags(tmp_path: Path):
     assert len(list((tmp_path / "cache").iterdir())) == 3
 
 
+def test_the_same_tokenizer_from_another_path_shares_the_cache(tmp_path: Path, tiny_encoder: Path):
+    """The tiny encoder's directory holds MiniLM's tokenizer: its corpus cache entry is MiniLM's."""
+    path = tmp_path / "corpus.txt"
+    path.write_text(TEXT)
+    load_corpus(path, load_tokenizer("minilm"), CorpusSettings(), tmp_path / "cache")
+    load_corpus(path, load_tokenizer(str(tiny_encoder)), CorpusSettings(), tmp_path / "cache")
+    assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
 def test_missing_corpus_is_a_clear_error(tmp_path: Path):
     from taskmix.errors import ConfigError
 

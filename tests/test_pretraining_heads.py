@@ -1,4 +1,4 @@
-"""Pretraining heads on the real bundled MiniLM: tying, one forward/backward per task, metrics."""
+"""Pretraining heads on the tiny random encoder: tying, one forward/backward per task, metrics."""
 
 from __future__ import annotations
 
@@ -24,9 +24,8 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def encoder():
-    torch.manual_seed(0)
-    return encoder_family("minilm").build()
+def encoder(tiny_encoder):
+    return encoder_family(str(tiny_encoder)).build()
 
 
 @pytest.fixture(scope="module")

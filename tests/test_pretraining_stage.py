@@ -67,8 +67,8 @@ def test_size_is_the_rows_of_one_epoch(mlm_task):
     assert stage_task.size == sum(len(b["input_ids"]) for b in mlm_task.train_batches(4, 0))
 
 
-def test_task_ids_add_the_task_vector_to_the_word_embeddings(mlm_task):
-    encoder = encoder_family("minilm").build()
+def test_task_ids_add_the_task_vector_to_the_word_embeddings(mlm_task, tiny_encoder):
+    encoder = encoder_family(str(tiny_encoder)).build()
     table = TaskIdEmbedding(encoder.hidden_size)
     with torch.no_grad():
         table.table.weight[TASK_IDS["mlm"]] = 1.0

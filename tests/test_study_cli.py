@@ -1,4 +1,7 @@
-"""A tiny study through the CLI: grid expansion, shared intermediate stages, SIGKILL mid-stage and resume."""
+"""A tiny study through the CLI: grid expansion, shared intermediate stages, SIGKILL mid-stage and resume.
+
+The study runs the tiny random encoder: what is checked is the study machinery, not learning.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from taskmix.cli import main
@@ -19,6 +23,7 @@ TINY = {"batch_size": 8, "max_train_examples": 48, "max_dev_examples": 32, "pred
 STUDY = {
     "name": "tiny",
     "base": {
+        "threads": 1,  # the study runs tiny tensors, which extra threads only slow down
         "stages": [
             {"name": "intermediate", "tasks": [{"name": "snli", "train_splits": ["dev"], "dev_split": "test"}],
              "max_steps": 4, "validate_every": 2, **TINY},
@@ -31,10 +36,20 @@ STUDY = {
 }
 
 
-def write_study(tmp_path: Path) -> Path:
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(STUDY))
+@pytest.fixture(scope="module")
+def study(tmp_path_factory: pytest.TempPathFactory, tiny_encoder: Path) -> Path:
+    path = tmp_path_factory.mktemp("study") / "study.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "base": {"encoder": str(tiny_encoder), **STUDY["base"]}}))
     return path
+
+
+@pytest.fixture(scope="module")
+def reference(study: Path, data_dir: Path) -> Path:
+    """The study run once without interruption (in-process), shared by the tests."""
+    out = study.parent / "reference"
+    assert main(["study", "run", str(study), "--output-dir", str(out), "--data-dir", str(data_dir),
+                 "--no-progress"]) == 0
+    return out
 
 
 def rows(study_dir: Path) -> dict[tuple, float]:
@@ -52,33 +67,25 @@ def command(study: Path, out: Path, data_dir: Path) -> list[str]:
             "--data-dir", str(data_dir), "--no-progress"]
 
 
-def test_study_runs_every_cell_and_trains_shared_stages_once(tmp_path, data_dir, capsys):
-    study = write_study(tmp_path)
-    out = tmp_path / "study"
-    assert main(["study", "run", str(study), "--output-dir", str(out), "--data-dir", str(data_dir),
-                 "--no-progress"]) == 0
-    stored = rows(out)
+def test_study_runs_every_cell_and_trains_shared_stages_once(study, reference, data_dir, tiny_encoder, capsys):
+    stored = rows(reference)
     assert len(stored) == 4 * 2  # 4 cells x 2 restarts of one target task
     # one intermediate stage per seed, one target group per cell
-    cached = [p for p in (out / "stages").iterdir() if (p / "result.json").exists()]
+    cached = [p for p in (reference / "stages").iterdir() if (p / "result.json").exists()]
     assert len(cached) == 2 + 4
-    assert main(["study", "status", str(out)]) == 0
+    assert main(["study", "status", str(reference)]) == 0
     assert "done: 4" in capsys.readouterr().out
     # rerunning finished work does nothing
-    before = finished_times(out)
-    assert main(["study", "run", str(study), "--output-dir", str(out), "--data-dir", str(data_dir),
+    before = finished_times(reference)
+    assert main(["study", "run", str(study), "--output-dir", str(reference), "--data-dir", str(data_dir),
                  "--no-progress"]) == 0
-    assert finished_times(out) == before
-    assert main(["report", str(out), "--baseline", "minilm"]) == 0
-    html = (out / "report.html").read_text()
-    assert "minilm → snli" in html and "<table" in html
+    assert finished_times(reference) == before
+    assert main(["report", str(reference), "--baseline", tiny_encoder.name]) == 0
+    html = (reference / "report.html").read_text()
+    assert f"{tiny_encoder.name} → snli" in html and "<table" in html
 
 
-def test_sigkill_mid_stage_then_resume_matches_uninterrupted_run(tmp_path, data_dir):
-    study = write_study(tmp_path)
-    reference = tmp_path / "reference"
-    subprocess.run(command(study, reference, data_dir), check=True, capture_output=True)
-
+def test_sigkill_mid_stage_then_resume_matches_uninterrupted_run(study, reference, tmp_path, data_dir):
     out = tmp_path / "interrupted"
     proc = subprocess.Popen(command(study, out, data_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300

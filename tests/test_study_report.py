@@ -13,10 +13,12 @@ import struct
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 from scipy import stats
 
 from taskmix.errors import TaskmixError
+from taskmix.study.analysis import MIN_NORMALITY_RUNS, GlueTable, Sample, deltas, looks_normal
 from taskmix.study.grid import Cell, cell_id_of
 from taskmix.study.report import write_report
 from taskmix.study.store import ResultRecord, ResultsStore
@@ -136,6 +138,28 @@ def test_deltas_use_bonferroni_corrected_t_tests(study_dir: Path) -> None:
             assert ("*" in cell) == significant, (pipeline, cell)
     assert BASELINE not in table
     assert f"the {tests} tests of this table" in (study_dir / "report.md").read_text()
+
+
+def sample(scores: list[float]) -> Sample:
+    return Sample(list(enumerate(scores)))
+
+
+def test_lilliefors_flags_samples_far_from_normal() -> None:
+    """Seed 003 App. B: each sample's normality is checked with a Lilliefors test at the 5% level."""
+    bell = [50 + 2 * float(z) for z in stats.norm.ppf(np.linspace(0.1, 0.9, 8))]  # normal quantiles
+    outlier = [50.0] * 7 + [80.0]
+    # Lilliefors (1967), n = 8: the 5% critical KS distance to the fitted normal is 0.285.
+    distance = {name: stats.kstest(x, "norm", args=(np.mean(x), np.std(x, ddof=1))).statistic
+                for name, x in (("bell", bell), ("outlier", outlier))}
+    assert distance["bell"] < 0.285 < distance["outlier"]
+    assert looks_normal(sample(bell)) and not looks_normal(sample(outlier))
+    assert looks_normal(sample(outlier[-MIN_NORMALITY_RUNS + 1:]))  # too few runs to tell
+    cells = {("base", "rte"): sample(bell), ("ours", "rte"): sample(outlier)}
+    table = GlueTable(None, ["rte"], ["base", "ours"], cells, avg={})
+    found, _ = deltas(table, "base")
+    assert found[("ours", "rte")].normal is False
+    table.cells[("ours", "rte")] = sample([x + 1 for x in bell])
+    assert deltas(table, "base")[0][("ours", "rte")].normal is True
 
 
 def test_other_sections(study_dir: Path) -> None:

@@ -112,14 +112,25 @@ def load_tokenizer(name: str):
         raise ConfigError(f"encoder '{name}': cannot load tokenizer from '{path}': {exc}") from exc
 
 
+def encoder_label(name: str, label: str | None = None) -> str:
+    """An encoder's row name in results tables: the given label, else the name, shortened to the
+    directory name for a local path (a whole absolute path would be every row's name)."""
+    if label:
+        return label
+    if name.lower() in BUNDLED_ENCODERS or not Path(name).expanduser().exists():
+        return name
+    return Path(name).expanduser().resolve().name
+
+
 def tokenizer_fingerprint(tokenizer) -> str:
-    """Identity of a tokenizer: its class, name and serialised pipeline (vocab included)."""
+    """Identity of a tokenizer: its class and serialised pipeline (vocab included), not where it was loaded
+    from, so the same tokenizer saved under another path shares the caches."""
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"tokenizer '{tokenizer.name_or_path}': a fast tokenizer (with offsets) is required")
     pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
     for state in ("truncation", "padding"):  # call-time settings, changed by every call
         pipeline.pop(state, None)
-    spec = f"{type(tokenizer).__name__}|{tokenizer.name_or_path}|{json.dumps(pipeline, sort_keys=True)}"
+    spec = f"{type(tokenizer).__name__}|{json.dumps(pipeline, sort_keys=True)}"
     return digest(spec)
 
 

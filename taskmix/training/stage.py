@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
@@ -27,6 +26,7 @@ from taskmix.rundir import save_torch
 from taskmix.training import distributed
 from taskmix.training.batching import to_device
 from taskmix.training.device import autocast, build_adamw, default_eval_batch_size, grad_scaler
+from taskmix.training.progress import StepProgress
 from taskmix.training.tracking import NullTracker
 from taskmix.training.r3f import r3f_forward
 from taskmix.training.stage_task import StageTask as StageTask  # re-exported: the labelled-task StageTask
@@ -198,8 +198,7 @@ class StageTrainer:
 
         started = time.perf_counter() - progress.seconds
         self.model.train()
-        bar = tqdm(total=total_steps, initial=progress.step, desc=f"{'+'.join(self.tasks)}",
-                   disable=not (self.progress and distributed.is_main()), leave=False, mininterval=1.0)
+        bar = StepProgress(total_steps, progress.step, "+".join(self.tasks), self.progress and distributed.is_main())
         finished = schedule.finished
         while progress.step < total_steps and not finished and not progress.stopped:
             optimizer.zero_grad(set_to_none=True)
@@ -221,8 +220,7 @@ class StageTrainer:
             scheduler.step()
             progress.step += 1
             progress.loss = 0.98 * progress.loss + 0.02 * loss if progress.step > 1 else loss
-            bar.update(1)
-            bar.set_postfix(loss=f"{progress.loss:.3f}", refresh=False)
+            bar.update(progress.loss)
             self.tracker.scalars(progress.step, {"train/loss": loss, "train/lr": optimizer.param_groups[0]["lr"]})
             finished = distributed.any_rank(schedule.finished)
             if progress.step % interval == 0 or progress.step == total_steps or finished:
