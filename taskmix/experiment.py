@@ -21,7 +21,7 @@ import torch
 from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
 from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
-from taskmix.errors import ConfigError
+from taskmix.errors import ConfigError, TaskmixError
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
@@ -35,6 +35,7 @@ from taskmix.tasks.base import HeadKind, Task
 from taskmix.tasks.custom import build_custom_task
 from taskmix.task_refs import corpus_path, labelled_task, pretraining_name
 from taskmix.training import distributed
+from taskmix.training.divergence import TrainingDiverged
 from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask, TrainableTask
 from taskmix.runtime import Runtime
@@ -51,11 +52,12 @@ class RestartResult:
     seed: int
     metrics: dict[str, dict[str, float]]
     scores: dict[str, float]
-    score: float
+    score: float | None  # None when the restart failed
     steps: int
     seconds: float
     train_examples: int
     rank_digests: list[str] | None = None  # under torchrun: each rank's weights after the last step, hashed
+    failed: str | None = None  # why the restart has no result, e.g. "diverged at step 12"; never selected
 
 
 @dataclass
@@ -280,19 +282,30 @@ class ExperimentRunner:
             trainer = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
                                    pad_id=self.rt.pad_id, eval_batch_size=self.rt.eval_batch_size,
                                    progress=self.progress, tracker=tracker)
-            outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
-            restarts.append(RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
-                                          outcome.steps, outcome.seconds, outcome.train_examples,
-                                          outcome.rank_digests))
-            if best is None or outcome.best.score > best[0]:
-                best = (outcome.best.score, copy.deepcopy(model.encoder.state_dict()),
-                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()}, outcome.best.predictions)
+            restart, predictions = self.train_restart(trainer, stage, key, r, seed)
+            restarts.append(restart)
+            if restart.failed is None and (best is None or restart.score > best[0]):
+                best = (restart.score, copy.deepcopy(model.encoder.state_dict()),
+                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()}, predictions)
             if distributed.is_main() and r < stage.restarts - 1:  # after the last restart the group is stored
                 self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
+        selected = select_restart(stage, refs, restarts)
         _, enc_state, heads_state, *predictions = best  # partial files of older versions lack predictions
-        selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
         tasks = self.stage_tasks(refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))
         return GroupOutcome(enc_state, heads_state, restarts, selected, tasks, predictions[0] if predictions else None)
+
+    def train_restart(self, trainer: StageTrainer, stage: StageConfig, key: str, r: int,
+                      seed: int) -> tuple[RestartResult, dict | None]:
+        """One restart's result and best dev predictions; a diverged restart is a failed result, not an error."""
+        started = time.perf_counter()
+        try:
+            outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
+        except TrainingDiverged as exc:
+            log.warning("stage '%s' restart %d/%d failed: %s", stage.name, r + 1, stage.restarts, exc)
+            return RestartResult(r, seed, {}, {}, None, exc.step, time.perf_counter() - started,
+                                 sum(t.size for t in trainer.tasks.values()), failed=exc.reason), None
+        return RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score, outcome.steps,
+                             outcome.seconds, outcome.train_examples, outcome.rank_digests), outcome.best.predictions
 
     def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, group: "GroupOutcome", out_dir: Path,
                             is_final: bool) -> None:
@@ -371,7 +384,7 @@ class ExperimentRunner:
             chance = best_constant_score(st) if labelled else None
             runs = [TaskRun(r.restart, r.seed, r.metrics[st.name], r.scores[st.name],
                             labelled and glue_metrics.is_degenerate(st.task, r.scores[st.name], chance))
-                    for r in group.restarts]
+                    for r in group.restarts if r.failed is None]
             metrics = group.restarts[group.selected].metrics[st.name]
             applied = False
             if majority:
@@ -433,6 +446,16 @@ class GroupOutcome:
     selected: int
     tasks: list[TrainableTask]
     dev_predictions: dict[str, dict[str, np.ndarray]] | None = None  # the selected restart's best validation
+
+
+def select_restart(stage: StageConfig, refs: list[TaskRef], restarts: list[RestartResult]) -> int:
+    """The best restart on dev among those that finished; a stage whose every restart failed is an error."""
+    finished = [i for i, r in enumerate(restarts) if r.failed is None]
+    if not finished:
+        reasons = "; ".join(f"restart {r.restart + 1}: {r.failed}" for r in restarts)
+        raise TaskmixError(f"stage '{stage.name}' {[t.name for t in refs]}: every restart failed ({reasons}); "
+                           f"lower the learning rate or set max_grad_norm")
+    return max(finished, key=lambda i: restarts[i].score)
 
 
 def head_name(ref: TaskRef, task: Task) -> str:
