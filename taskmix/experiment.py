@@ -28,12 +28,14 @@ from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
 from taskmix.pretraining.stage_task import PretrainingStageTask
 from taskmix.rundir import save_torch, write_json, write_text
-from taskmix.stage_cache import StageCache, cache_key
+from taskmix.file_digests import FileDigests
+from taskmix.stage_cache import DIGESTS_FILE, StageCache, cache_key
+from taskmix.stage_inputs import encoder_identity, task_data_identity
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task, register_task
 from taskmix.tasks.base import HeadKind, Task
 from taskmix.tasks.custom import build_custom_task
-from taskmix.task_refs import corpus_path, labelled_task, pretraining_name
+from taskmix.task_refs import corpus_path, dev_split_names, labelled_task, pretraining_name
 from taskmix.training import distributed
 from taskmix.training.divergence import TrainingDiverged
 from taskmix.training.stage import StageTrainer
@@ -133,6 +135,7 @@ class ExperimentRunner:
                  progress: bool = True, stage_cache: Path | None = None):
         self.cfg = cfg
         self.stage_cache = StageCache(stage_cache or output_dir / "stages")
+        self.digests = FileDigests(self.stage_cache.root / DIGESTS_FILE)
         self.data_dir = data_dir
         self.run_dir = output_dir
         self.progress = progress
@@ -144,6 +147,7 @@ class ExperimentRunner:
         self._pretrained_state: dict[str, torch.Tensor] | None = None
         self._encoder = None
         self._pretraining: dict[str, PretrainingTask] = {}
+        self._encoder_identity: dict | None = None
 
     def _check_tasks(self) -> None:
         """Fail before any training if a stage names an unknown task or split."""
@@ -221,19 +225,27 @@ class ExperimentRunner:
                 pool, held_out = hold_out(pool, ref.dev_holdout, task.name)
                 dev = {HOLDOUT_SPLIT: limit(held_out, dev_limit, np.random.default_rng(0))}
             else:
-                dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
-                dev = {s: limit(data.get(s), dev_limit, np.random.default_rng(0)) for s in dev_names}
+                dev = {s: limit(data.get(s), dev_limit, np.random.default_rng(0)) for s in dev_split_names(ref, task)}
             train = limit(pool, ref.max_train_examples or stage.max_train_examples, rng)
             out.append(StageTask(task=task, head=head_name(ref, task), train=train, dev=dev))
         return out
 
     def group_key(self, prefix: list[StageConfig], stage: StageConfig, refs: list[TaskRef]) -> str:
+        """The stage-cache key: the config of this group and the stages before it, the encoder's weights and
+        every file those stages read (see `stage_inputs`)."""
         cfg = self.cfg
+        if self._encoder_identity is None:
+            self._encoder_identity = encoder_identity(cfg.encoder.name, self.digests)
+        read = [[ref.model_dump(mode="json"), task_data_identity(ref, self.data_dir, self.digests)]
+                for ref in [r for s in prefix for r in s.tasks] + refs]
+        if distributed.is_main():
+            self.digests.save()
         return cache_key({
             "encoder": cfg.encoder.model_dump(mode="json"), "seed": cfg.seed, "max_length": cfg.max_length,
             "precision": self.rt.precision, "custom_tasks": [t.model_dump(mode="json") for t in cfg.custom_tasks],
             "prefix": [s.model_dump(mode="json") for s in prefix], "stage": stage.model_dump(mode="json"),
             "tasks": [r.model_dump(mode="json") for r in refs],
+            "encoder_weights": self._encoder_identity, "data": read,
         })
 
     def run_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None, kept_heads: dict,
