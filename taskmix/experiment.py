@@ -313,7 +313,7 @@ class ExperimentRunner:
         try:
             outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
         except TrainingDiverged as exc:
-            log.warning("stage '%s' restart %d/%d failed: %s", stage.name, r + 1, stage.restarts, exc)
+            log.warning("restart %d/%d failed: %s", r + 1, stage.restarts, exc)  # exc names the stage
             return RestartResult(r, seed, {}, {}, None, exc.step, time.perf_counter() - started,
                                  sum(t.size for t in trainer.tasks.values()), failed=exc.reason), None
         return RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score, outcome.steps,

@@ -104,7 +104,7 @@ def test_guard_skips_until_the_limit_then_names_stage_step_and_cause():
     with pytest.raises(TrainingDiverged) as caught:
         observe(state, 1 + MAX_CONSECUTIVE_SKIPS, math.nan, False, "mid", 1e30, None)
     assert caught.value.step == 2 and caught.value.reason == "diverged at step 2"
-    assert "stage 'mid'" in str(caught.value) and "learning rate (1e+30)" in str(caught.value)
+    assert "stage 'mid'" in str(caught.value) and "learning rate (lr: 1e+30)" in str(caught.value)
     assert "max_grad_norm" in str(caught.value)
 
 
@@ -127,7 +127,7 @@ def test_exploding_finite_loss_warns_once(caplog):
             state, skip = observe(state, step, 2.8e10, True, "s", 1000.0, None)
             assert not skip
     assert caplog.text.count("times its first value") == 1
-    assert "learning rate (1000) may be too high" in caplog.text
+    assert "learning rate (lr: 1000) may be too high" in caplog.text
 
 
 def test_non_finite_predictions_are_not_scored_but_constant_ones_score_zero():

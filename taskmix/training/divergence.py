@@ -69,7 +69,7 @@ def observe(state: DivergenceState, step: int, loss: float, finite: bool, stage:
         if state.consecutive_skips >= MAX_CONSECUTIVE_SKIPS:
             raise TrainingDiverged(
                 f"stage '{stage}': training diverged at step {first_bad}: loss or gradients not finite for "
-                f"{state.consecutive_skips} steps in a row; the learning rate ({lr:g}) is likely too high"
+                f"{state.consecutive_skips} steps in a row; the learning rate (lr: {lr:g}) is likely too high"
                 + ("" if max_grad_norm else ", and gradients are not clipped (max_grad_norm is unset)"),
                 first_bad,
             )
@@ -79,7 +79,7 @@ def observe(state: DivergenceState, step: int, loss: float, finite: bool, stage:
         return replace(state, first_loss=loss), False
     if not state.warned_explosion and state.first_loss > 0 and loss > LOSS_EXPLOSION_FACTOR * state.first_loss:
         log.warning("stage '%s' step %d: loss %.3g is over %g times its first value (%.3g); the learning rate "
-                    "(%g) may be too high%s", stage, step, loss, LOSS_EXPLOSION_FACTOR, state.first_loss, lr,
+                    "(lr: %g) may be too high%s", stage, step, loss, LOSS_EXPLOSION_FACTOR, state.first_loss, lr,
                     "" if max_grad_norm else " or gradients need clipping (max_grad_norm)")
         state = replace(state, warned_explosion=True)
     return state, False

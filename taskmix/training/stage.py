@@ -227,7 +227,7 @@ class StageTrainer:
             distributed.average_gradients(list(self.model.parameters()))
             if scaler:
                 scaler.unscale_(optimizer)
-            skip, grad_norm = self._guard(progress, loss, scaler is not None, optimizer.param_groups[0]["lr"])
+            skip, grad_norm = self._guard(progress, loss, scaler is not None)
             if not skip:
                 if cfg.max_grad_norm:
                     torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), cfg.max_grad_norm, grad_norm)
@@ -270,7 +270,7 @@ class StageTrainer:
             rank_digests=digests,
         )
 
-    def _guard(self, progress: "Progress", loss: float, scaled: bool, lr: float) -> tuple[bool, torch.Tensor]:
+    def _guard(self, progress: "Progress", loss: float, scaled: bool) -> tuple[bool, torch.Tensor]:
         """Whether to skip this step's update (non-finite loss or gradients), and the gradient norm.
 
         Under fp16 the loss scaler already skips steps whose gradients overflowed and lowers
@@ -280,7 +280,7 @@ class StageTrainer:
         norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
         finite = math.isfinite(loss) and (scaled or bool(torch.isfinite(norm)))
         progress.divergence, skip = observe(progress.divergence, progress.step + 1, loss,
-                                            not distributed.any_rank(not finite), self.cfg.name, lr,
+                                            not distributed.any_rank(not finite), self.cfg.name, self.cfg.lr,
                                             self.cfg.max_grad_norm)
         return skip, norm
 
