@@ -22,13 +22,13 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import ExperimentConfig, StageConfig, TaskRef
 from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
 from taskmix.errors import ConfigError, TaskmixError
+from taskmix.file_digests import FileDigests
 from taskmix.models.encoder import build_encoder
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
 from taskmix.pretraining.stage_task import PretrainingStageTask
 from taskmix.rundir import save_torch, write_json, write_text
-from taskmix.file_digests import FileDigests
 from taskmix.stage_cache import DIGESTS_FILE, StageCache, cache_key
 from taskmix.stage_inputs import encoder_identity, task_data_identity
 from taskmix.submission import write_submission
@@ -236,8 +236,8 @@ class ExperimentRunner:
         cfg = self.cfg
         if self._encoder_identity is None:
             self._encoder_identity = encoder_identity(cfg.encoder.name, self.digests)
-        read = [[ref.model_dump(mode="json"), task_data_identity(ref, self.data_dir, self.digests)]
-                for ref in [r for s in prefix for r in s.tasks] + refs]
+        read_by = [ref for earlier in prefix for ref in earlier.tasks] + refs
+        read = [task_data_identity(ref, self.data_dir, self.digests) for ref in read_by]
         if distributed.is_main():
             self.digests.save()
         return cache_key({

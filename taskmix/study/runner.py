@@ -15,11 +15,11 @@ from pathlib import Path
 from taskmix.config import ExperimentConfig, parse_experiment
 from taskmix.errors import TaskmixError
 from taskmix.experiment import ExperimentRunner, TargetResult, pipeline_label
-from taskmix.task_refs import pretraining_name
-from taskmix.tasks import get_task
 from taskmix.study.grid import ARROW, Cell, StudySpec, expand
 from taskmix.study.specfile import save_study_spec
 from taskmix.study.store import DIAGNOSTIC_TASK, ResultRecord, ResultsStore
+from taskmix.task_refs import pretraining_name
+from taskmix.tasks import get_task
 
 log = logging.getLogger(__name__)
 
