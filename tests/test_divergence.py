@@ -27,6 +27,7 @@ from taskmix.training.divergence import (
     TrainingDiverged,
     observe,
 )
+from taskmix.training import stage as stage_module
 from taskmix.training.stage import StageTrainer
 
 STAGE = {"name": "target", "tasks": ["rte"], "batch_size": 8, "max_train_examples": 32, "max_dev_examples": 32,
@@ -65,6 +66,23 @@ def test_single_non_finite_step_is_skipped_and_training_continues(tmp_path, tiny
     assert restart["failed"] is None and restart["steps"] == STAGE["max_steps"]
     state = torch.load(out / "pretrained" / "target" / "checkpoint.pt", weights_only=False)["state_dict"]
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
+
+
+def test_with_a_loss_scaler_a_skipped_step_keeps_the_scaler_usable(tmp_path, tiny_encoder, data_dir, monkeypatch,
+                                                                   capsys):
+    """fp16 runs need CUDA; a CPU scaler drives the same skip-then-update path."""
+    monkeypatch.setattr(stage_module, "grad_scaler", lambda device, precision: torch.amp.GradScaler("cpu"))
+    original = ClassificationHead.loss
+    calls = {"n": 0}
+
+    def nan_on_second_call(self, logits, batch):
+        calls["n"] += 1
+        return original(self, logits, batch) * (math.nan if calls["n"] == 2 else 1.0)
+
+    monkeypatch.setattr(ClassificationHead, "loss", nan_on_second_call)
+    code, out = run(tmp_path, tiny_encoder, data_dir)
+    assert code == 0 and "step 2: loss or gradients not finite" in capsys.readouterr().err
+    assert stage_metrics(out)["restarts"][0]["steps"] == STAGE["max_steps"]
 
 
 def test_persistent_divergence_fails_the_restart_and_another_is_selected(tmp_path, tiny_encoder, data_dir,
