@@ -146,12 +146,15 @@ class StageTrainer:
         return self.cfg.validate_every * len(self.tasks)
 
     # -- training -----------------------------------------------------------------------
-    def evaluate(self, step: int) -> Evaluation:
+    def evaluate(self) -> Evaluation:
+        return evaluate_tasks(
+            self.model, list(self.tasks.values()), self.eval_batch_size, self.pad_id, self.device, self.precision
+        )
+
+    def _evaluate_after(self, step: int) -> Evaluation:
         """Dev evaluation after `step`; a model predicting NaN has diverged (it must not score 0.0)."""
         try:
-            return evaluate_tasks(
-                self.model, list(self.tasks.values()), self.eval_batch_size, self.pad_id, self.device, self.precision
-            )
+            return self.evaluate()
         except glue_metrics.NonFinitePredictions as exc:
             raise TrainingDiverged(f"stage '{self.cfg.name}': diverged by step {step}: {exc}", step) from None
 
@@ -262,7 +265,7 @@ class StageTrainer:
             self.model.load_state_dict(progress.best_state)
         distributed.broadcast_module(self.model)  # rank 0 alone kept the best state
         return StageOutcome(
-            best=progress.best if progress.best is not None else self.evaluate(progress.step),
+            best=progress.best if progress.best is not None else self._evaluate_after(progress.step),
             steps=progress.step,
             seconds=time.perf_counter() - started,
             train_examples=sum(sizes.values()),
@@ -301,7 +304,7 @@ class StageTrainer:
     def _validate(self, progress: "Progress", optimizer, scheduler) -> None:
         """Evaluate, keep the best state, and apply early stopping and LR-on-plateau (seed 000 App. B)."""
         cfg = self.cfg
-        current = self.evaluate(progress.step)
+        current = self._evaluate_after(progress.step)
         self.model.train()
         progress.history.append({"step": progress.step, "score": current.score, "scores": current.scores,
                                  "loss": progress.loss, "lr": optimizer.param_groups[0]["lr"]})
