@@ -148,7 +148,7 @@ class ExperimentConfig(Strict):
     tensorboard: bool = Field(default=True, description="write TensorBoard scalars (loss, lr, dev metrics) per run")
     diagnostic: bool = Field(default=False, description="score AX with every 3-class NLI target head")
     custom_tasks: list[CustomTaskSpec] = []
-    stages: list[StageConfig]
+    stages: list[StageConfig] = Field(min_length=1)
     pipelines: list[list[str]] | None = None
 
     @field_validator("encoder", mode="before")

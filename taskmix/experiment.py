@@ -8,6 +8,7 @@ with a fresh optimizer and, unless `keep_heads` is set, fresh heads.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import re
@@ -19,22 +20,25 @@ import numpy as np
 import torch
 
 from taskmix import metrics as glue_metrics
-from taskmix.config import ExperimentConfig, StageConfig, TaskRef
+from taskmix.config import EncoderConfig, ExperimentConfig, StageConfig, TaskRef
 from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
-from taskmix.errors import ConfigError
+from taskmix.errors import ConfigError, TaskmixError
+from taskmix.file_digests import FileDigests
 from taskmix.models.encoder import encoder_family, encoder_label
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
 from taskmix.pretraining.stage_task import PretrainingStageTask
 from taskmix.rundir import save_torch, write_json, write_text
-from taskmix.stage_cache import StageCache, cache_key
+from taskmix.stage_cache import DIGESTS_FILE, StageCache, cache_key
+from taskmix.stage_inputs import encoder_identity, task_data_identity
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task, register_task
 from taskmix.tasks.base import Task
 from taskmix.tasks.custom import build_custom_task
-from taskmix.task_refs import corpus_path, labelled_task, pretraining_name
+from taskmix.task_refs import corpus_path, dev_split_names, labelled_task, pretraining_name
 from taskmix.training import distributed
+from taskmix.training.divergence import TrainingDiverged
 from taskmix.training.stage import StageTrainer
 from taskmix.training.stage_task import StageTask, TrainableTask
 from taskmix.runtime import Runtime
@@ -50,11 +54,12 @@ class RestartResult:
     seed: int
     metrics: dict[str, dict[str, float]]
     scores: dict[str, float]
-    score: float
+    score: float | None  # None when the restart failed
     steps: int
     seconds: float
     train_examples: int
     rank_digests: list[str] | None = None  # under torchrun: each rank's weights after the last step, hashed
+    failed: str | None = None  # why the restart has no result, e.g. "diverged at step 12"; never selected
 
 
 @dataclass
@@ -110,10 +115,10 @@ def stage_label(stage: StageConfig) -> str:
     return names[0] if len(names) == 1 else "{" + ", ".join(names) + "}"
 
 
-def pipeline_label(encoder: str, stages: list[StageConfig]) -> str:
-    """Row name of a pipeline: the encoder and the stages before the target columns."""
+def pipeline_label(encoder: EncoderConfig, stages: list[StageConfig]) -> str:
+    """Row name of a pipeline: the encoder's label and the stages before the target columns."""
     *prefix, final = stages
-    parts = [encoder] + [stage_label(s) for s in prefix]
+    parts = [encoder_label(encoder.name, encoder.label)] + [stage_label(s) for s in prefix]
     if len(final.tasks) > 1 and not final.separate:
         parts.append("mtl" + stage_label(final))
     return " → ".join(parts)
@@ -130,6 +135,7 @@ class ExperimentRunner:
                  progress: bool = True, stage_cache: Path | None = None):
         self.cfg = cfg
         self.stage_cache = StageCache(stage_cache or output_dir / "stages")
+        self.digests = FileDigests(self.stage_cache.root / DIGESTS_FILE)
         self.data_dir = data_dir
         self.run_dir = output_dir
         self.progress = progress
@@ -142,6 +148,7 @@ class ExperimentRunner:
         self._pretrained_state: dict[str, torch.Tensor] | None = None
         self._encoder = None
         self._pretraining: dict[str, PretrainingTask] = {}
+        self._encoder_identity: dict | None = None
 
     def _check_tasks(self) -> None:
         """Fail before any training if a stage names an unknown task or split."""
@@ -219,19 +226,27 @@ class ExperimentRunner:
                 pool, held_out = hold_out(pool, ref.dev_holdout, task.name)
                 dev = {HOLDOUT_SPLIT: limit(held_out, dev_limit, np.random.default_rng(0))}
             else:
-                dev_names = [ref.dev_split] if ref.dev_split else list(task.dev_splits)
-                dev = {s: limit(data.get(s), dev_limit, np.random.default_rng(0)) for s in dev_names}
+                dev = {s: limit(data.get(s), dev_limit, np.random.default_rng(0)) for s in dev_split_names(ref, task)}
             train = limit(pool, ref.max_train_examples or stage.max_train_examples, rng)
             out.append(StageTask(task=task, head=head_name(ref, task), train=train, dev=dev))
         return out
 
     def group_key(self, prefix: list[StageConfig], stage: StageConfig, refs: list[TaskRef]) -> str:
+        """The stage-cache key: the config of this group and the stages before it, the encoder's weights and
+        every file those stages read (see `stage_inputs`)."""
         cfg = self.cfg
+        if self._encoder_identity is None:
+            self._encoder_identity = encoder_identity(cfg.encoder.name, self.digests)
+        read_by = [ref for earlier in prefix for ref in earlier.tasks] + refs
+        read = [task_data_identity(ref, self.data_dir, self.digests) for ref in read_by]
+        if distributed.is_main():
+            self.digests.save()
         return cache_key({
             "encoder": cfg.encoder.build_settings(), "seed": cfg.seed, "max_length": cfg.max_length,
             "precision": self.rt.precision, "custom_tasks": [t.model_dump(mode="json") for t in cfg.custom_tasks],
             "prefix": [s.model_dump(mode="json") for s in prefix], "stage": stage.model_dump(mode="json"),
             "tasks": [r.model_dump(mode="json") for r in refs],
+            "encoder_weights": self._encoder_identity, "data": read,
         })
 
     def run_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None, kept_heads: dict,
@@ -280,25 +295,37 @@ class ExperimentRunner:
             trainer = StageTrainer(model, stage, tasks, device=self.rt.device, precision=self.rt.precision, seed=seed,
                                    pad_id=self.rt.pad_id, eval_batch_size=self.rt.eval_batch_size,
                                    progress=self.progress, tracker=tracker)
-            outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
-            restarts.append(RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score,
-                                          outcome.steps, outcome.seconds, outcome.train_examples,
-                                          outcome.rank_digests))
-            if best is None or outcome.best.score > best[0]:
-                best = (outcome.best.score, copy.deepcopy(model.encoder.state_dict()),
-                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()}, outcome.best.predictions)
+            restart, predictions = self.train_restart(trainer, stage, key, r, seed)
+            restarts.append(restart)
+            if restart.failed is None and (best is None or restart.score > best[0]):
+                best = (restart.score, copy.deepcopy(model.encoder.state_dict()),
+                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()}, predictions)
             if distributed.is_main() and r < stage.restarts - 1:  # after the last restart the group is stored
                 self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
+        selected = select_restart(stage, refs, restarts)
         _, enc_state, heads_state, *predictions = best  # partial files of older versions lack predictions
-        selected = max(range(len(restarts)), key=lambda i: restarts[i].score)
         tasks = self.stage_tasks(refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))
         return GroupOutcome(enc_state, heads_state, restarts, selected, tasks, predictions[0] if predictions else None)
+
+    def train_restart(self, trainer: StageTrainer, stage: StageConfig, key: str, r: int,
+                      seed: int) -> tuple[RestartResult, dict | None]:
+        """One restart's result and best dev predictions; a diverged restart is a failed result, not an error."""
+        started = time.perf_counter()
+        try:
+            outcome = trainer.train(checkpoint=self.stage_cache.training_checkpoint(key, r))
+        except TrainingDiverged as exc:
+            log.warning("restart %d/%d failed: %s", r + 1, stage.restarts, exc)  # exc names the stage
+            return RestartResult(r, seed, {}, {}, None, exc.step, time.perf_counter() - started,
+                                 sum(t.size for t in trainer.tasks.values()), failed=exc.reason), None
+        return RestartResult(r, seed, outcome.best.metrics, outcome.best.scores, outcome.best.score, outcome.steps,
+                             outcome.seconds, outcome.train_examples, outcome.rank_digests), outcome.best.predictions
 
     def write_group_outputs(self, model: MultiTaskModel, stage: StageConfig, group: "GroupOutcome", out_dir: Path,
                             is_final: bool) -> None:
         """Dev predictions and test submission files (labelled targets only), the checkpoint and the metrics."""
         for st in group.tasks:
-            st.write_predictions(out_dir, (group.dev_predictions or {}).get(st.name, {}), self.rt.predict_split)
+            st.write_predictions(out_dir, (group.dev_predictions or {}).get(st.name, {}),
+                               functools.partial(self.rt.predict_split, model))
             if is_final and stage.predict_test and st.labelled_task is not None:
                 self.write_test(model, st, group.restarts[group.selected].metrics[st.name], out_dir / "submission")
         heads = {st.head: {"kind": st.head_kind, "num_outputs": st.num_outputs, "task": st.name}
@@ -344,7 +371,7 @@ class ExperimentRunner:
         memo: dict[tuple[str, ...], tuple[dict, dict]] = {(): (None, {})}
         targets: list[TargetResult] = []
         for stages in self.cfg.stage_sequences():
-            label = pipeline_label(encoder_label(self.cfg.encoder.name, self.cfg.encoder.label), stages)
+            label = pipeline_label(self.cfg.encoder, stages)
             for depth, stage in enumerate(stages):
                 key = tuple(s.name for s in stages[: depth + 1])
                 if key in memo and depth < len(stages) - 1:
@@ -373,7 +400,7 @@ class ExperimentRunner:
             baselines = st.baselines()
             runs = [TaskRun(r.restart, r.seed, r.metrics[st.name], r.scores[st.name],
                             st.is_degenerate(r.scores[st.name], baselines))
-                    for r in group.restarts]
+                    for r in group.restarts if r.failed is None]
             metrics = group.restarts[group.selected].metrics[st.name]
             applied = False
             task = st.labelled_task
@@ -399,6 +426,16 @@ class GroupOutcome:
     selected: int
     tasks: list[TrainableTask]
     dev_predictions: dict[str, dict[str, np.ndarray]] | None = None  # the selected restart's best validation
+
+
+def select_restart(stage: StageConfig, refs: list[TaskRef], restarts: list[RestartResult]) -> int:
+    """The best restart on dev among those that finished; a stage whose every restart failed is an error."""
+    finished = [i for i, r in enumerate(restarts) if r.failed is None]
+    if not finished:
+        reasons = "; ".join(f"restart {r.restart + 1}: {r.failed}" for r in restarts)
+        raise TaskmixError(f"stage '{stage.name}' {[t.name for t in refs]}: every restart failed ({reasons}); "
+                           f"lower the learning rate or set max_grad_norm")
+    return max(finished, key=lambda i: restarts[i].score)
 
 
 def head_name(ref: TaskRef, task: Task) -> str:

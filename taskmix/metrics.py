@@ -8,7 +8,9 @@ runs) is asked of the task's kind.  Values are fractions: accuracy and F1 in
 Undefined values are pinned down rather than left as NaN, so that best-on-dev selection and
 early stopping can always compare numbers: a correlation of a constant vector (or of fewer
 than two points) is 0.0, F1 with no predicted or no true positives is 0.0, and Matthews
-correlation of constant predictions is 0.0 (scikit-learn's own convention).
+correlation of constant predictions is 0.0 (scikit-learn's own convention).  Non-finite
+predictions are not such a case: they come from a diverged model, and scoring them 0.0 would
+pass it off as a poor but working one, so `compute_metrics` rejects them.
 
 scikit-learn and SciPy are imported at first use: together they take seconds to import,
 which would otherwise delay every run's first training step.
@@ -22,8 +24,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from taskmix.errors import ConfigError
+from taskmix.errors import ConfigError, TaskmixError
 from taskmix.tasks.base import Task
+
+
+
+class NonFinitePredictions(TaskmixError):
+    """Predictions with NaN or infinite values: the model diverged, so there is nothing to score."""
+
 
 # A metric takes (predictions, labels) as arrays and returns one number.
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
@@ -126,6 +134,10 @@ def compute_metrics(
         )
     if len(gold) == 0:
         raise ValueError(f"task {task.name!r}: cannot compute metrics on zero examples")
+    bad = int(np.count_nonzero(~np.isfinite(pred)))
+    if bad:
+        raise NonFinitePredictions(f"task {task.name!r}: {bad} of {len(pred)} predictions are not finite "
+                                   f"(NaN or infinite); the model has diverged")
     return {name: metric_fn(task, name)(pred, gold) for name in task.metrics}
 
 

@@ -1,8 +1,9 @@
 """Finished stage groups on disk, keyed by everything that determines their result.
 
 An intermediate stage shared by many pipelines or study cells is trained once: the key
-hashes the encoder, seed, sequence length, precision, the stages before it, the stage
-itself and its tasks, so any change to those trains afresh.  The state file is written
+hashes the encoder and its weights, seed, sequence length, precision, the stages before it,
+the stage itself, its tasks and the contents of every file those stages read, so any change
+to those trains afresh.  The state file is written
 before the result file, and both atomically, so a present result always has its weights.
 """
 
@@ -19,6 +20,7 @@ from taskmix.rundir import save_torch, write_json
 
 
 PARTIAL = "partial.pt"
+DIGESTS_FILE = "file-digests.json"  # content hashes of the files read, for the keys (see file_digests)
 
 
 def cache_key(payload: dict[str, Any]) -> str:

@@ -48,3 +48,10 @@ def corpus_path(path: str, data_dir: Path | None) -> Path:
     if not resolved.is_file():
         raise ConfigError(f"corpus file not found: {resolved}")
     return resolved
+
+
+def dev_split_names(ref: TaskRef, task: Task) -> list[str]:
+    """The task splits a stage entry validates on: none when the dev rows are held out of training."""
+    if ref.dev_holdout:
+        return []
+    return [ref.dev_split] if ref.dev_split else list(task.dev_splits)

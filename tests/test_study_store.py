@@ -160,3 +160,56 @@ def test_two_processes_write_concurrently(tmp_path: Path) -> None:
     keys = [(r["cell_id"], r["task"], r["restart"]) for r in rows]
     assert len(set(keys)) == len(keys)
     assert {r["cell_id"] for r in rows} == {c.cell_id for c in cells}
+
+
+def two_pipelines(seed: int) -> list[ResultRecord]:
+    """A cell comparing `minilm` and `minilm → snli` on the same target task and restarts."""
+    return [ResultRecord(**{**vars(r), "pipeline": pipeline})
+            for pipeline in ("minilm", "minilm → snli") for r in records(seed) if r.task == "rte"]
+
+
+def test_a_cell_may_record_one_selected_restart_per_pipeline(tmp_path: Path) -> None:
+    (cell,) = make_cells(1)
+    with ResultsStore(tmp_path) as store:
+        store.add_cells("demo", [cell])
+        store.mark_done(cell.cell_id, two_pipelines(0))
+        selected = store.results(selected_only=True)
+    assert sorted(r["pipeline"] for r in selected) == ["minilm", "minilm → snli"]
+
+
+# The tables as the first store version wrote them: results unique per (cell, task, restart).
+VERSION_0 = """
+CREATE TABLE cells (cell_id TEXT PRIMARY KEY, study TEXT NOT NULL, fields TEXT NOT NULL, config_hash TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'done', 'failed')),
+    error TEXT, started TEXT, finished TEXT, run_dir TEXT);
+CREATE TABLE results (cell_id TEXT NOT NULL REFERENCES cells(cell_id), pipeline TEXT NOT NULL, task TEXT NOT NULL,
+    seed INTEGER, restart INTEGER NOT NULL, metrics TEXT NOT NULL, score REAL NOT NULL,
+    degenerate INTEGER NOT NULL CHECK (degenerate IN (0, 1)), is_selected INTEGER NOT NULL CHECK (is_selected IN (0, 1)),
+    max_train_examples INTEGER, timings TEXT NOT NULL, UNIQUE (cell_id, task, restart));
+CREATE INDEX results_by_task ON results (task, pipeline);
+INSERT INTO cells VALUES ('old', 'demo', '{"seed":9}', 'h', 'done', NULL, NULL, NULL, NULL);
+INSERT INTO results VALUES ('old', 'minilm', 'rte', 9, 0, '{"accuracy":0.6}', 0.6, 0, 1, NULL, '{}');
+"""
+
+
+def test_a_version_0_store_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        db.executescript(VERSION_0)
+    (cell,) = make_cells(1)
+    with ResultsStore(tmp_path) as store:
+        assert [(r["cell_id"], r["score"]) for r in store.results()] == [("old", 0.6)]
+        store.add_cells("demo", [cell])
+        store.mark_done(cell.cell_id, two_pipelines(0))
+        assert len(store.results()) == 1 + 2 * 3
+        assert store.integrity_ok()
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+    ResultsStore(tmp_path).close()  # opening a migrated file again changes nothing
+
+
+def test_a_store_of_a_newer_version_is_refused(tmp_path: Path) -> None:
+    ResultsStore(tmp_path).close()
+    with sqlite3.connect(tmp_path / "results.sqlite") as db:
+        db.execute("PRAGMA user_version = 99")
+    with pytest.raises(StoreError, match="newer taskmix"):
+        ResultsStore(tmp_path)

@@ -18,8 +18,7 @@ import numpy as np
 from scipy import stats
 
 from taskmix.study.grid import AVG_VALUE, TableSpec
-
-DIAGNOSTIC_TASK = "ax"
+from taskmix.study.store import DIAGNOSTIC_TASK
 AVG = "Avg"
 ALPHA = 0.05
 # Below this many runs a normality test says nothing; seed 003 tests 5 runs.

@@ -8,38 +8,68 @@ cache, so an intermediate encoder used by many cells is trained once.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import traceback
 from pathlib import Path
 
-from taskmix.config import parse_experiment
+from taskmix.config import ExperimentConfig, parse_experiment
 from taskmix.errors import TaskmixError
-from taskmix.experiment import ExperimentRunner, TargetResult
-from taskmix.study.grid import Cell, StudySpec, expand
+from taskmix.experiment import ExperimentRunner, TargetResult, pipeline_label
+from taskmix.study.grid import ARROW, Cell, StudySpec, expand
 from taskmix.study.specfile import save_study_spec
-from taskmix.study.store import ResultRecord, ResultsStore
+from taskmix.study.store import DIAGNOSTIC_TASK, ResultRecord, ResultsStore
+from taskmix.task_refs import pretraining_name
+from taskmix.tasks import get_task
 
 log = logging.getLogger(__name__)
 
 
 def records(result: TargetResult, max_train_examples: int | None, seed: int) -> list[ResultRecord]:
-    """One store row per restart; the selected restart is flagged (and AX scores ride on its metrics)."""
+    """One store row per restart, the selected restart flagged, plus the AX row of a scored NLI head."""
     out = []
     for run in result.runs:
         selected = run.restart == result.selected_restart
-        metrics = dict(result.metrics if selected else run.metrics)
-        if selected and result.diagnostic:
-            metrics["diagnostic"] = result.diagnostic
         out.append(ResultRecord(
             pipeline=result.pipeline, task=result.task, seed=seed, restart=run.restart,
-            score=result.score if selected else run.score, metrics=metrics, degenerate=run.degenerate,
-            is_selected=selected, max_train_examples=max_train_examples,
+            score=result.score if selected else run.score, metrics=dict(result.metrics if selected else run.metrics),
+            degenerate=run.degenerate, is_selected=selected, max_train_examples=max_train_examples,
         ))
+    if result.diagnostic:
+        out.append(diagnostic_record(result, max_train_examples, seed))
     return out
 
 
-def final_stage_limit(experiment: dict) -> int | None:
-    stage = experiment["stages"][-1]
-    return stage.get("max_train_examples")
+def diagnostic_record(result: TargetResult, max_train_examples: int | None, seed: int) -> ResultRecord:
+    """The AX row of an NLI target: R3 of its selected head, overall and per coarse category.
+
+    Its pipeline also names the NLI task whose head was scored ('minilm → snli'), so that
+    several NLI targets of one pipeline keep a row each; categories without rows are left out.
+    """
+    scores = result.diagnostic
+    overall = scores["overall"]["r3"]
+    categories = {name: s["r3"] for name, s in scores["by_category"].items() if s["r3"] is not None}
+    return ResultRecord(
+        pipeline=result.pipeline + ARROW + result.task, task=DIAGNOSTIC_TASK, seed=seed,
+        restart=result.selected_restart, score=overall,
+        metrics={"r3": overall, "categories": categories, "rows": scores["overall"]["rows"]},
+        is_selected=True, max_train_examples=max_train_examples,
+    )
+
+
+def target_limits(cfg: ExperimentConfig) -> dict[tuple[str, str], int | None]:
+    """(pipeline, task) -> the training-row limit its final stage applied to it (None: all rows).
+
+    Taken from the validated experiment, per pipeline and task entry, as training applies it:
+    the entry's own limit, else its stage's.
+    """
+    limits: dict[tuple[str, str], int | None] = {}
+    for stages in cfg.stage_sequences():
+        final = stages[-1]
+        label = pipeline_label(cfg.encoder, stages)
+        for ref in final.tasks:
+            if not pretraining_name(ref.name):  # pretraining tasks train on their whole corpus
+                limits[(label, get_task(ref.name).name)] = ref.max_train_examples or final.max_train_examples
+    return limits
 
 
 class StudyRunner:
@@ -69,14 +99,14 @@ class StudyRunner:
     def run_cell(self, store: ResultsStore, cell: Cell) -> None:
         run_dir = self.study_dir / "cells" / cell.cell_id
         store.mark_running(cell.cell_id, run_dir)
-        try:
+        try:  # recording the results is part of the cell: a failed write fails the cell, not the study
             cfg = parse_experiment(dict(cell.experiment, name=f"{self.spec.name}-{cell.cell_id}"), cell.cell_id)
             runner = ExperimentRunner(cfg, self.data_dir, run_dir, self.config_dir, progress=self.progress,
                                       stage_cache=self.study_dir / "stages")
             result = runner.run()
-        except (TaskmixError, RuntimeError, ValueError, OSError) as exc:
+            limits = target_limits(cfg)
+            store.mark_done(cell.cell_id, [r for t in result.targets
+                                           for r in records(t, limits.get((t.pipeline, t.task)), cfg.seed)])
+        except (TaskmixError, RuntimeError, ValueError, OSError, sqlite3.Error) as exc:
             log.error("cell %s failed: %s", cell.cell_id, exc)
             store.mark_failed(cell.cell_id, "".join(traceback.format_exception_only(type(exc), exc)).strip())
-            return
-        limit = final_stage_limit(cell.experiment)
-        store.mark_done(cell.cell_id, [r for t in result.targets for r in records(t, limit, cfg.seed)])

@@ -4,6 +4,9 @@ WAL mode lets readers (status, reports) run while a runner writes; a busy timeou
 concurrent writers wait instead of failing; every write is one `BEGIN IMMEDIATE`
 transaction, so a cell's results appear all at once or not at all.  Recording a cell
 again replaces its rows, so a re-run never duplicates results.
+
+The file's schema version is SQLite's `user_version`; opening a file of an older version
+migrates it in place (see `_MIGRATIONS`), and a newer one is refused rather than misread.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from taskmix.study.grid import Cell
 STORE_FILE = "results.sqlite"
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_S = 60.0
+SCHEMA_VERSION = 1
+DIAGNOSTIC_TASK = "ax"  # the task of result rows holding a target head's AX diagnostic
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -48,10 +53,23 @@ CREATE TABLE IF NOT EXISTS results (
     is_selected        INTEGER NOT NULL CHECK (is_selected IN (0, 1)),
     max_train_examples INTEGER,
     timings            TEXT NOT NULL,
-    UNIQUE (cell_id, task, restart)
+    UNIQUE (cell_id, pipeline, task, restart)
 );
 CREATE INDEX IF NOT EXISTS results_by_task ON results (task, pipeline);
 """
+
+# Version -> the script that brings a file of that version to the next one.  Version 0 keyed
+# results by (cell, task, restart), so a cell comparing pipelines on one target task could
+# not be stored; the table is rebuilt with the pipeline in its key, keeping every row.
+_MIGRATIONS = {
+    0: """
+ALTER TABLE results RENAME TO results_v0;
+DROP INDEX IF EXISTS results_by_task;
+""" + _SCHEMA + """
+INSERT INTO results SELECT * FROM results_v0;
+DROP TABLE results_v0;
+""",
+}
 
 
 @dataclass(frozen=True)
@@ -61,8 +79,8 @@ class ResultRecord:
     `pipeline` names the table row: the encoder and the stages before the target task
     ('minilm → snli'), never the target itself.  `score` is the task score (mean of its metrics, in [0, 1] for most tasks);
     `is_selected` marks the restart chosen on dev; `max_train_examples` is None for full
-    training data.  For the diagnostic task "ax", `metrics` holds `r3` and a
-    `categories` mapping of coarse category -> R3.
+    training data.  For the diagnostic task "ax", `pipeline` ends with the NLI task whose head
+    was scored, and `metrics` holds `r3` and a `categories` mapping of coarse category -> R3.
     """
 
     pipeline: str
@@ -96,7 +114,22 @@ class ResultsStore:
         self._db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA foreign_keys = ON")
-        self._db.executescript(f"BEGIN IMMEDIATE;{_SCHEMA}COMMIT;")
+        try:
+            self._create_or_migrate()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _create_or_migrate(self) -> None:
+        """Create the tables of a new file, or migrate an older file's, in one transaction."""
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: written by a newer taskmix (store version {version}, "
+                             f"this one reads up to {SCHEMA_VERSION})")
+        has_results = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone() is not None
+        steps = [_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)] if has_results else [_SCHEMA]
+        self._db.executescript(f"BEGIN IMMEDIATE;{''.join(steps)}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
 
     def close(self) -> None:
         self._db.close()
@@ -219,9 +252,10 @@ class ResultsStore:
 
 
 def _check_selection(cell_id: str, records: list[ResultRecord]) -> None:
-    """At most one selected restart per task: the best-on-dev choice is unique."""
-    selected = [r.task for r in records if r.is_selected]
-    repeated = sorted({t for t in selected if selected.count(t) > 1})
+    """At most one selected restart per (pipeline, task): the best-on-dev choice is unique."""
+    selected = [(r.pipeline, r.task) for r in records if r.is_selected]
+    repeated = sorted({key for key in selected if selected.count(key) > 1})
     if repeated:
-        raise StoreError(f"cell {cell_id}: more than one selected restart for {', '.join(repeated)}")
+        which = ", ".join(f"{task} in pipeline '{pipeline}'" for pipeline, task in repeated)
+        raise StoreError(f"cell {cell_id}: more than one selected restart for {which}")
 

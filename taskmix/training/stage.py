@@ -27,6 +27,7 @@ from taskmix.training import distributed
 from taskmix.training.batching import to_device
 from taskmix.training.device import autocast, build_adamw, default_eval_batch_size, grad_scaler
 from taskmix.training.progress import StepProgress
+from taskmix.training.divergence import DivergenceState, TrainingDiverged, observe
 from taskmix.training.tracking import NullTracker
 from taskmix.training.r3f import r3f_forward
 from taskmix.training.stage_task import StageTask as StageTask  # re-exported: the labelled-task StageTask
@@ -139,6 +140,13 @@ class StageTrainer:
             self.model, list(self.tasks.values()), self.eval_batch_size, self.pad_id, self.device, self.precision
         )
 
+    def _evaluate_after(self, step: int) -> Evaluation:
+        """Dev evaluation after `step`; a model predicting NaN has diverged (it must not score 0.0)."""
+        try:
+            return self.evaluate()
+        except glue_metrics.NonFinitePredictions as exc:
+            raise TrainingDiverged(f"stage '{self.cfg.name}': diverged by step {step}: {exc}", step) from None
+
     def _step_losses(self, names: list[str], streams, weights, reduction: str, scale: float, schedule) -> float:
         """Forward and backward every sub-batch of one step; returns the summed loss for logging."""
         total = 0.0
@@ -210,16 +218,20 @@ class StageTrainer:
             distributed.average_gradients(list(self.model.parameters()))
             if scaler:
                 scaler.unscale_(optimizer)
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+            skip, grad_norm = self._guard(progress, loss, scaler is not None)
+            if not skip:
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grads_with_norm_(self.model.parameters(), cfg.max_grad_norm, grad_norm)
+                if scaler:
+                    scaler.step(optimizer)
+                else:
+                    optimizer.step()
             if scaler:
-                scaler.step(optimizer)
                 scaler.update()
-            else:
-                optimizer.step()
             scheduler.step()
             progress.step += 1
-            progress.loss = 0.98 * progress.loss + 0.02 * loss if progress.step > 1 else loss
+            if not skip:  # a skipped step's loss is not finite and would poison the running mean
+                progress.loss = 0.98 * progress.loss + 0.02 * loss if progress.step > 1 else loss
             bar.update(progress.loss)
             self.tracker.scalars(progress.step, {"train/loss": loss, "train/lr": optimizer.param_groups[0]["lr"]})
             finished = distributed.any_rank(schedule.finished)
@@ -240,13 +252,27 @@ class StageTrainer:
             self.model.load_state_dict(progress.best_state)
         distributed.broadcast_module(self.model)  # rank 0 alone kept the best state
         return StageOutcome(
-            best=progress.best if progress.best is not None else self.evaluate(),
+            best=progress.best if progress.best is not None else self._evaluate_after(progress.step),
             steps=progress.step,
             seconds=time.perf_counter() - started,
             train_examples=sum(sizes.values()),
             history=progress.history,
             rank_digests=digests,
         )
+
+    def _guard(self, progress: "Progress", loss: float, scaled: bool) -> tuple[bool, torch.Tensor]:
+        """Whether to skip this step's update (non-finite loss or gradients), and the gradient norm.
+
+        Under fp16 the loss scaler already skips steps whose gradients overflowed and lowers
+        its scale, so only the loss counts there; the decision is shared by every rank.
+        """
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        finite = math.isfinite(loss) and (scaled or bool(torch.isfinite(norm)))
+        progress.divergence, skip = observe(progress.divergence, progress.step + 1, loss,
+                                            not distributed.any_rank(not finite), self.cfg.name, self.cfg.lr,
+                                            self.cfg.max_grad_norm)
+        return skip, norm
 
     @staticmethod
     def _share_decisions(progress: "Progress", optimizer, scheduler) -> "Progress":
@@ -265,7 +291,7 @@ class StageTrainer:
     def _validate(self, progress: "Progress", optimizer, scheduler) -> None:
         """Evaluate, keep the best state, and apply early stopping and LR-on-plateau (seed 000 App. B)."""
         cfg = self.cfg
-        current = self.evaluate()
+        current = self._evaluate_after(progress.step)
         self.model.train()
         progress.history.append({"step": progress.step, "score": current.score, "scores": current.scores,
                                  "loss": progress.loss, "lr": optimizer.param_groups[0]["lr"]})
@@ -351,3 +377,4 @@ class Progress:
     since_decay: int = 0
     stopped: bool = False
     history: list[dict] = field(default_factory=list)
+    divergence: DivergenceState = DivergenceState()
