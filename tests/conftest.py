@@ -20,3 +20,56 @@ def data_dir() -> Path:
     if not (path / "glue").is_dir():
         pytest.fail(f"real data not found at {path}; set TASKMIX_DATA to the shared data directory")
     return path
+
+
+TINY_WORDS = ("good", "bad", "film", "ok", "great", "awful", "plot", "the", "a", "is")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-layer, 16-wide random BERT with a 15-token WordPiece vocabulary, saved as a model directory."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny_encoder")
+    (path / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *TINY_WORDS]) + "\n")
+    BertTokenizerFast(vocab_file=str(path / "vocab.txt")).save_pretrained(path)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=15, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=64)
+    BertModel(config).save_pretrained(path)
+    return path
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path: Path, tiny_encoder: Path):
+    """A factory for experiment files on the tiny encoder and a 40-row toy sentiment task (runs in seconds)."""
+    import random
+
+    import yaml
+
+    rng = random.Random(0)
+    for split, rows in (("train", 40), ("dev", 16)):
+        lines = ["id\tsentence\tlabel"]
+        for i in range(rows):
+            words = [rng.choice(TINY_WORDS) for _ in range(rng.randint(2, 6))]
+            lines.append(f"{i}\t{' '.join(words)}\t{'pos' if {'good', 'great'} & set(words) else 'neg'}")
+        (tmp_path / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+
+    def make(stage: dict | None = None, **top: object) -> Path:
+        data = {
+            "name": "tiny", "encoder": str(tiny_encoder), "threads": 1, "precision": "fp32", "tensorboard": False,
+            "custom_tasks": [{
+                "name": "toy", "kind": "single_classification", "labels": ["neg", "pos"],
+                "splits": {"train": str(tmp_path / "train.tsv"), "dev": str(tmp_path / "dev.tsv")},
+                "columns": {"text_a": "sentence", "label": "label", "uid": "id"},
+            }],
+            "stages": [{"name": "target", "tasks": ["toy"], "max_steps": 12, "lr": 0.01, "batch_size": 4,
+                        "validate_every": 3, "predict_test": False, **(stage or {})}],
+            **top,
+        }
+        path = tmp_path / "tiny.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return make
