@@ -86,17 +86,23 @@ def load_torch(path: Path) -> Any:
     is an error, as is a truncated or corrupt file: neither is ever loaded silently.
     """
     path = Path(path)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        match = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-        if match:
-            raise CheckpointError(f"{path}: refusing to load: it names {match.group(1)}, which is not a tensor "
-                                  "or plain data, and unpickling it could run code") from None
-        raise CheckpointError(f"{path}: not a checkpoint written by taskmix, or corrupt") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc) or 'empty file'})") \
-            from None
+    with open(path, "rb") as handle:  # a missing or unreadable file stays an OSError naming it
+        try:
+            return torch.load(handle, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            raise _refusal(path, exc) from None
+        except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise CheckpointError(f"{path}: truncated or corrupt checkpoint ({_first_line(exc) or 'empty file'})") \
+                from None
+
+
+def _refusal(path: Path, exc: pickle.UnpicklingError) -> CheckpointError:
+    """Name what a refused pickle wanted to call; anything else unpicklable is simply not ours."""
+    match = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+    if match:
+        return CheckpointError(f"{path}: refusing to load: it names {match.group(1)}, which is not a tensor "
+                               "or plain data, and unpickling it could run code")
+    return CheckpointError(f"{path}: not a checkpoint written by taskmix, or corrupt")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -41,35 +41,40 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def tiny_experiment(tmp_path: Path, tiny_encoder: Path):
+@pytest.fixture(scope="session")
+def tiny_experiment_in(tiny_encoder: Path):
     """A factory for experiment files on the tiny encoder and a 40-row toy sentiment task (runs in seconds)."""
     import random
 
     import yaml
 
-    rng = random.Random(0)
-    for split, rows in (("train", 40), ("dev", 16)):
-        lines = ["id\tsentence\tlabel"]
-        for i in range(rows):
-            words = [rng.choice(TINY_WORDS) for _ in range(rng.randint(2, 6))]
-            lines.append(f"{i}\t{' '.join(words)}\t{'pos' if {'good', 'great'} & set(words) else 'neg'}")
-        (tmp_path / f"{split}.tsv").write_text("\n".join(lines) + "\n")
-
-    def make(stage: dict | None = None, **top: object) -> Path:
+    def make(folder: Path, stage: dict | None = None, **top: object) -> Path:
+        rng = random.Random(0)
+        for split, rows in (("train", 40), ("dev", 16)):
+            lines = ["id\tsentence\tlabel"]
+            for i in range(rows):
+                words = [rng.choice(TINY_WORDS) for _ in range(rng.randint(2, 6))]
+                lines.append(f"{i}\t{' '.join(words)}\t{'pos' if {'good', 'great'} & set(words) else 'neg'}")
+            (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
         data = {
             "name": "tiny", "encoder": str(tiny_encoder), "threads": 1, "precision": "fp32", "tensorboard": False,
             "custom_tasks": [{
                 "name": "toy", "kind": "single_classification", "labels": ["neg", "pos"],
-                "splits": {"train": str(tmp_path / "train.tsv"), "dev": str(tmp_path / "dev.tsv")},
+                "splits": {"train": str(folder / "train.tsv"), "dev": str(folder / "dev.tsv")},
                 "columns": {"text_a": "sentence", "label": "label", "uid": "id"},
             }],
             "stages": [{"name": "target", "tasks": ["toy"], "max_steps": 12, "lr": 0.01, "batch_size": 4,
                         "validate_every": 3, "predict_test": False, **(stage or {})}],
             **top,
         }
-        path = tmp_path / "tiny.yaml"
+        path = folder / "tiny.yaml"
         path.write_text(yaml.safe_dump(data))
         return path
 
     return make
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path: Path, tiny_experiment_in):
+    """`tiny_experiment_in` writing into this test's tmp_path."""
+    return lambda stage=None, **top: tiny_experiment_in(tmp_path, stage, **top)

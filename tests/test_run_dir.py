@@ -56,8 +56,9 @@ def test_a_run_that_fails_validation_writes_nothing(tmp_path, tiny_experiment, c
     out = tmp_path / "run"
     out.mkdir()
     (out / "config.yaml").write_text("previous run\n")
+    experiment = tiny_experiment()
     (tmp_path / "dev.tsv").unlink()  # a data file the stage needs
-    assert run(tiny_experiment(), out) == 2
+    assert run(experiment, out) == 2
     assert "dev.tsv" in capsys.readouterr().err
     assert sorted(p.name for p in out.iterdir()) == ["config.yaml"]
     assert (out / "config.yaml").read_text() == "previous run\n"
