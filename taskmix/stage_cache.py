@@ -89,8 +89,8 @@ class BestRestart:
 
     def state(self) -> dict[str, Any]:
         """Tensors and plain data only, so the file loads with `weights_only`."""
-        return to_plain({"score": self.score, "encoder_state": self.encoder_state, "head_states": self.head_states,
-                         "predictions": self.predictions})
+        return {"score": float(self.score), "encoder_state": self.encoder_state, "head_states": self.head_states,
+                "predictions": to_plain(self.predictions)}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "BestRestart":

@@ -15,15 +15,21 @@ Predictions = dict[str, dict[str, np.ndarray]]
 
 
 def to_plain(value: Any) -> Any:
-    """`value` with numpy scalars as Python scalars and numpy arrays as tensors, recursively."""
+    """`value` with numpy scalars as Python scalars and numpy arrays as tensors, recursively.
+
+    Containers come back as plain dicts, lists and tuples, so module state dicts (whose
+    OrderedDict carries version metadata) are best saved as they are, not through this.
+    """
     if isinstance(value, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, dict):
         return {k: to_plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(to_plain(v) for v in value)
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(to_plain(v) for v in value)
     return value
 
 

@@ -313,11 +313,12 @@ class StageTrainer:
         ranks = distributed.gather_objects(rank_state(schedule, streams))
         if not distributed.is_main():
             return
-        save_torch(path, to_plain({
+        ranks = to_plain(ranks)
+        save_torch(path, {
             "progress": progress.state(), "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             **ranks[0], "ranks": ranks,
-        }))
+        })
 
     def _resume(self, path: Path, optimizer, scheduler, scaler, schedule, streams) -> "Progress":
         saved = load_torch(path)
@@ -369,10 +370,9 @@ class Progress:
 
     def state(self) -> dict[str, Any]:
         """Tensors and plain data only, so the resume file loads with `weights_only`."""
-        state = {f.name: getattr(self, f.name) for f in fields(self)}
-        if self.best is not None:
-            state["best"] = {f.name: getattr(self.best, f.name) for f in fields(self.best)}
-        return to_plain(state)
+        state = to_plain({f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("best", "best_state")})
+        best = None if self.best is None else to_plain({f.name: getattr(self.best, f.name) for f in fields(self.best)})
+        return {**state, "best": best, "best_state": self.best_state}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> "Progress":
