@@ -10,14 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from taskmix.config import ExperimentConfig
-from taskmix.models.encoder import check_encoder
 from taskmix.runtime import Runtime
 from taskmix.task_refs import corpus_path, labelled_task
 
 
 def check_run_inputs(cfg: ExperimentConfig, rt: Runtime, data_dir: Path | None) -> None:
-    """Fail with a TaskmixError if the encoder, a task, a data file or a corpus is missing or malformed."""
-    check_encoder(cfg.encoder.name)
+    """Fail with a TaskmixError if a task, a data file or a corpus is missing or malformed.
+
+    The encoder is checked before `rt` exists (`models.encoder.check_encoder`), since the
+    runtime loads its tokenizer.
+    """
     used = {stage.name: stage for stages in cfg.stage_sequences() for stage in stages}
     for stage in used.values():
         for ref in stage.tasks:

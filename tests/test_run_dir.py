@@ -70,7 +70,8 @@ def test_an_encoder_directory_without_a_model_fails_before_writing(tmp_path, tin
     out = tmp_path / "run"
     assert run(tiny_experiment(encoder=str(tmp_path / "not-a-model")), out) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith(f"taskmix: error: encoder '{tmp_path / 'not-a-model'}': cannot load") and "\n" not in err
+    assert "\n" not in err
+    assert err.startswith(f"taskmix: error: encoder '{tmp_path / 'not-a-model'}': cannot load its config from")
     assert not out.exists()
 
 
@@ -95,6 +96,12 @@ def test_output_directory_that_is_a_file(tmp_path, tiny_experiment, capsys):
     assert run(tiny_experiment(), out) == 2
     assert capsys.readouterr().err.strip() == f"taskmix: error: {out}: output directory exists and is not a directory"
     assert out.read_text() == "a file\n"
+
+
+def test_output_directory_inside_a_file(tmp_path, tiny_experiment, capsys):
+    (tmp_path / "file").write_text("a file\n")
+    assert run(tiny_experiment(), tmp_path / "file" / "run") == 1
+    assert capsys.readouterr().err.strip() == f"taskmix: error: {tmp_path / 'file' / 'run'}: Not a directory (ENOTDIR)"
 
 
 class FullDisk(io.FileIO):
