@@ -294,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
         report(f"taskmix: interrupted by {signal.Signals(signum).name}; rerun the same command to resume")
-        return 128 + signum
+        return 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
 if __name__ == "__main__":

@@ -16,15 +16,11 @@ HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
 class Interrupted(KeyboardInterrupt):
-    """The run was stopped by a signal; `exit_code` follows the shell's 128 + signal number."""
+    """The run was stopped by SIGINT or SIGTERM (`signum`), which the CLI reports in one line."""
 
     def __init__(self, signum: int = signal.SIGINT):
         super().__init__(signal.Signals(signum).name)
         self.signum = signum
-
-    @property
-    def exit_code(self) -> int:
-        return 128 + self.signum
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:

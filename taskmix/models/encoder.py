@@ -98,9 +98,8 @@ def load_pretrained(auto_class, what: str, name: str):
     holds no model (no or an unknown `config.json`, no tokenizer files).
     """
     path = resolve_model_path(name)
-    if Path(path).is_absolute() or path.startswith((".", "~")):
-        if not Path(path).expanduser().is_dir():
-            raise ConfigError(f"encoder '{name}': no model directory at '{path}'")
+    if (Path(path).is_absolute() or path.startswith(".")) and not Path(path).is_dir():
+        raise ConfigError(f"encoder '{name}': no model directory at '{path}'")
     try:
         return auto_class.from_pretrained(path, local_files_only=Path(path).exists())
     except (OSError, ValueError) as exc:
