@@ -104,6 +104,18 @@ def test_output_directory_inside_a_file(tmp_path, tiny_experiment, capsys):
     assert capsys.readouterr().err.strip() == f"taskmix: error: {tmp_path / 'file' / 'run'}: Not a directory (ENOTDIR)"
 
 
+def test_unwritable_output_directory(tmp_path, tiny_experiment, monkeypatch, capsys):
+    """Simulated (root may write anywhere): the lock file cannot be created."""
+    out = tmp_path / "run"
+
+    def refuse(path, *args):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+
+    monkeypatch.setattr("taskmix.runlock.os.open", refuse)
+    assert run(tiny_experiment(), out) == 1
+    assert capsys.readouterr().err.strip() == f"taskmix: error: {out}/taskmix.lock: Permission denied (EACCES)"
+
+
 class FullDisk(io.FileIO):
     """A temp file whose writes fail with ENOSPC once it holds `room` bytes."""
 
