@@ -41,7 +41,11 @@ class StageCache:
         folder = self.root / key
         if not (folder / "result.json").exists():
             return None
-        result = json.loads((folder / "result.json").read_text())
+        try:
+            result = json.loads((folder / "result.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{folder / 'result.json'}: corrupt ({exc}); delete {folder} to retrain the stage") \
+                from None
         state = load_torch(folder / "state.pt")
         return state["encoder"], state["heads"], result["restarts"], result["selected"]
 

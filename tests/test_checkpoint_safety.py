@@ -77,3 +77,13 @@ def test_resume_and_partial_state_round_trip_through_a_weights_only_load(tmp_pat
                                                     predictions).state())
     again = BestRestart.from_state(load_torch(tmp_path / "partial.pt"))
     assert again.score == 0.75 and again.predictions["toy"]["dev"].tolist() == [0, 1, 1]
+
+
+def test_a_corrupt_stage_result_is_an_error(tmp_path, tiny_experiment, capsys):
+    experiment, out = tiny_experiment(), tmp_path / "run"
+    assert run(experiment, out) == 0
+    (result,) = (out / "stages").glob("*/result.json")
+    result.write_text('{"restarts": [')
+    capsys.readouterr()
+    assert run(experiment, out) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(f"taskmix: error: {result}: corrupt (")
