@@ -16,7 +16,7 @@ import re
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Callable, BinaryIO
+from typing import Any, BinaryIO, Callable
 
 import torch
 
