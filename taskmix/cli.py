@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import asdict
+import errno
 import logging
 import os
+import signal
 import sys
+from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from taskmix.errors import TaskmixError
+from taskmix.errors import ConfigError, TaskmixError
+from taskmix.interrupts import Interrupted, signals_raise_interrupted
+
+if TYPE_CHECKING:
+    from taskmix.experiment import ExperimentRunner
 
 log = logging.getLogger("taskmix")
 
@@ -57,28 +64,43 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def run_experiment(args: argparse.Namespace, main_process: bool) -> int:
-    import yaml
-
+    """Validate every input first, then own the run directory (lock) for as long as the run writes to it."""
     from taskmix.config import load_experiment
     from taskmix.experiment import ExperimentRunner
-    from taskmix.results_table import render
-    from taskmix.rundir import write_json, write_text
-    from taskmix.training import distributed
+    from taskmix.models.encoder import check_encoder
+    from taskmix.preflight import check_run_inputs
+    from taskmix.runlock import claim_run_dir
 
     config_path = Path(args.experiment)
     cfg = load_experiment(config_path, args.set or [])
     run_dir = Path(args.output_dir) if args.output_dir else Path("runs") / cfg.name
-    setup_logging(run_dir / "log.txt", main_process)
-    if main_process:
-        write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    setup_logging(None, main_process)
     data_dir = data_dir_arg(args.data_dir)
-    log.info("experiment '%s' → %s (data: %s)", cfg.name, run_dir, data_dir or "Hugging Face hub")
+    check_encoder(cfg.encoder.name)  # before its tokenizer loads, which fails less clearly
     runner = ExperimentRunner(cfg, data_dir, run_dir, config_path.resolve().parent, progress=not args.no_progress)
+    check_run_inputs(cfg, runner.rt, data_dir)
+    if not main_process:  # under torchrun rank 0 alone owns and writes the run directory
+        runner.run()
+        return 0
+    with claim_run_dir(run_dir):
+        return write_run(runner, run_dir, data_dir)
+
+
+def write_run(runner: "ExperimentRunner", run_dir: Path, data_dir: Path | None) -> int:
+    """Train and write the run directory's config, log and results (rank 0, holding the directory)."""
+    import yaml
+
+    from taskmix.results_table import render
+    from taskmix.rundir import write_json, write_text
+    from taskmix.training import distributed
+
+    cfg = runner.cfg
+    setup_logging(run_dir / "log.txt")
+    write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    log.info("experiment '%s' → %s (data: %s)", cfg.name, run_dir, data_dir or "Hugging Face hub")
     log.info("device %s, precision %s, %d process(es)", runner.rt.device, runner.rt.precision,
              distributed.world_size())
     result = runner.run()
-    if not main_process:
-        return 0
     table = render(result.targets)
     write_json(run_dir / "results.json", {
         "experiment": cfg.name, "config_hash": cfg.fingerprint(), "seconds": result.seconds,
@@ -135,12 +157,19 @@ def study_dir_of(target: str, output_dir: str | None = None) -> Path:
     path = Path(target)
     if path.is_dir():
         return path
+    from taskmix.config import check_name
     from taskmix.study.grid import load_study
 
-    return Path("runs") / load_study(path).name
+    name = load_study(path).name
+    try:
+        check_name(name)
+    except ValueError as exc:
+        raise ConfigError(f"{path}: name: {exc}") from None
+    return Path("runs") / name
 
 
 def cmd_study_run(args: argparse.Namespace) -> int:
+    from taskmix.runlock import claim_run_dir
     from taskmix.study.grid import load_study
     from taskmix.study.runner import StudyRunner
     from taskmix.training import distributed
@@ -151,10 +180,12 @@ def cmd_study_run(args: argparse.Namespace) -> int:
 
     spec = load_study(Path(args.study))
     study_dir = study_dir_of(args.study, args.output_dir)
-    setup_logging(study_dir / "log.txt")
+    setup_logging()
     runner = StudyRunner(spec, study_dir, data_dir_arg(args.data_dir), Path(args.study).resolve().parent,
                          progress=not args.no_progress)
-    summary = runner.run()
+    with claim_run_dir(study_dir, "study directory"):
+        setup_logging(study_dir / "log.txt")
+        summary = runner.run()
     from taskmix.study.report import pivot_markdown
 
     tables = pivot_markdown(study_dir)
@@ -231,17 +262,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe_os_error(exc: OSError) -> str:
+    """`path: reason (ENAME)` for a failed file operation, e.g. a full disk or a read-only directory."""
+    code = errno.errorcode.get(exc.errno or 0)
+    reason = f"{exc.strerror} ({code})" if exc.strerror and code else str(exc)
+    return f"{exc.filename}: {reason}" if exc.filename else reason
+
+
+def report(line: str) -> None:
+    """Print the line that ends the command, and keep it in the run's log file when there is one."""
+    print(line, file=sys.stderr)
+    record = logging.LogRecord("taskmix", logging.ERROR, __file__, 0, line, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; bad input, I/O faults and SIGINT/SIGTERM each end in one line and a non-zero exit."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
-        return args.func(args)
+        with signals_raise_interrupted():
+            return args.func(args)
     except TaskmixError as exc:
-        print(f"taskmix: error: {exc}", file=sys.stderr)
+        report(f"taskmix: error: {exc}")
         return 2
-    except KeyboardInterrupt:
-        print("taskmix: interrupted", file=sys.stderr)
-        return 130
+    except OSError as exc:
+        report(f"taskmix: error: {describe_os_error(exc)}")
+        return 1
+    except KeyboardInterrupt as exc:
+        signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+        report(f"taskmix: interrupted by {signal.Signals(signum).name}; rerun the same command to resume")
+        return 128 + signum  # the shell's convention: 130 for SIGINT, 143 for SIGTERM
 
 
 if __name__ == "__main__":

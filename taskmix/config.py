@@ -13,9 +13,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from taskmix.cache import digest
-from taskmix.errors import ConfigError
+from taskmix.errors import ConfigError, clip
 from taskmix.mixture import MixtureConfig
 from taskmix.tasks.custom import CustomTaskSpec
+
+
+MAX_SEED = 2**32 - 1  # restart seeds (seed * 1000 + restart) stay within torch's and numpy's seed range
+
+
+def check_name(name: str) -> None:
+    """A run or study name becomes one directory under runs/: it must not reach outside it."""
+    if name in ("", ".", "..") or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name):
+        raise ValueError(f"must be a single directory name (no '/', '\\', '..' or control characters), "
+                         f"got {clip(name)!r}")
 
 
 class Strict(BaseModel):
@@ -87,7 +97,8 @@ class StageConfig(Strict):
     lr_decay_factor: float = Field(default=0.5, gt=0, lt=1)
     lr_decay_patience: int = Field(default=4, ge=0)
     min_lr: float = Field(default=1e-6, ge=0)
-    validate_every: int | Literal["epoch"] = "epoch"
+    validate_every: int | Literal["epoch"] = Field(default="epoch", description="validate every N steps per task, "
+                                                                               "or once per epoch")
     patience: int | None = Field(default=None, ge=1)
     max_grad_norm: float | None = 1.0
     length_grouping: bool = Field(default=True, description="length-grouped training batches; false draws plain "
@@ -100,6 +111,13 @@ class StageConfig(Strict):
     r3f: R3FConfig | None = None
     predict_test: bool = True
     task_ids: bool = Field(default=False, description="add a learned task-id embedding (pretraining tasks, seed 003)")
+
+    @field_validator("validate_every")
+    @classmethod
+    def _positive_interval(cls, value: int | str) -> int | str:
+        if value != "epoch" and value < 1:
+            raise ValueError(f"must be a positive number of steps or 'epoch', got {value}")
+        return value
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -137,7 +155,7 @@ class ExperimentConfig(Strict):
 
     name: str = "experiment"
     encoder: EncoderConfig = EncoderConfig()
-    seed: int = 1
+    seed: int = Field(default=1, ge=0, le=MAX_SEED)
     max_length: int = Field(default=128, ge=8)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     device: str = "auto"
@@ -150,6 +168,12 @@ class ExperimentConfig(Strict):
     custom_tasks: list[CustomTaskSpec] = []
     stages: list[StageConfig] = Field(min_length=1)
     pipelines: list[list[str]] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _single_path_component(cls, value: str) -> str:
+        check_name(value)
+        return value
 
     @field_validator("encoder", mode="before")
     @classmethod
@@ -186,7 +210,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     if "=" not in assignment:
         raise ConfigError(f"--set expects key=value, got '{assignment}'")
     key, raw = assignment.split("=", 1)
-    value = yaml.safe_load(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "cannot parse it"
+        raise ConfigError(f"--set {key}: value {clip(raw)!r} is not valid YAML ({problem})") from None
     parts = key.split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):

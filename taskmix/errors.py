@@ -1,8 +1,25 @@
 """User-facing errors: the CLI prints these as one line and exits non-zero."""
 
+MAX_LINE = 400
+"""Longest message line printed: a 10 MB header line quoted into an error stays readable."""
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """`text` cut to `limit` characters with an ellipsis, for quoting raw input in a message."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit} more characters)"
+
 
 class TaskmixError(Exception):
-    """A problem with the user's input (config, data, task name) rather than a bug."""
+    """A problem with the user's input (config, data, task name) rather than a bug.
+
+    Every line of the message is clipped, so raw input quoted anywhere (a header line, a
+    field value) cannot flood the terminal or the log.
+    """
+
+    def __init__(self, message: str = "", *args: object):
+        super().__init__("\n".join(clip(line, MAX_LINE) for line in str(message).split("\n")), *args)
 
 
 class DataError(TaskmixError):
@@ -22,3 +39,11 @@ class DataError(TaskmixError):
 
 class ConfigError(TaskmixError):
     """An experiment or study file has an unknown key, a bad value or an unknown task."""
+
+
+class CheckpointError(TaskmixError):
+    """A checkpoint or resume file is truncated, corrupt, or holds more than tensors and plain data."""
+
+
+class RunDirLocked(TaskmixError):
+    """Another live process holds the run directory (or stage-cache entry) this run needs."""

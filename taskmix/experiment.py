@@ -30,7 +30,7 @@ from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, TaskIdEmbedding, build_pretraining_task
 from taskmix.pretraining.stage_task import PretrainingStageTask
 from taskmix.rundir import save_torch, write_json, write_text
-from taskmix.stage_cache import DIGESTS_FILE, StageCache, cache_key
+from taskmix.stage_cache import DIGESTS_FILE, BestRestart, StageCache, cache_key
 from taskmix.stage_inputs import encoder_identity, task_data_identity
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task, register_task
@@ -277,9 +277,8 @@ class ExperimentRunner:
     def train_group(self, stage: StageConfig, refs: list[TaskRef], encoder_state: dict | None,
                     kept_heads: dict, key: str, tensorboard_dir: Path) -> "GroupOutcome":
         """Run the restarts; finished restarts and the running one's checkpoint survive interruption."""
-        partial = self.stage_cache.partial(key)
-        restarts: list[RestartResult] = [RestartResult(**r) for r in partial["restarts"]] if partial else []
-        best: tuple | None = partial["best"] if partial else None  # (score, encoder, heads, dev predictions)
+        saved_restarts, best = self.stage_cache.partial(key) or ([], None)
+        restarts: list[RestartResult] = [RestartResult(**r) for r in saved_restarts]
         for r in range(len(restarts), stage.restarts):
             seed = restart_seed(self.cfg.seed, r)
             tasks = self.stage_tasks(refs, stage, np.random.default_rng(seed))
@@ -297,15 +296,14 @@ class ExperimentRunner:
                                    progress=self.progress, tracker=tracker)
             restart, predictions = self.train_restart(trainer, stage, key, r, seed)
             restarts.append(restart)
-            if restart.failed is None and (best is None or restart.score > best[0]):
-                best = (restart.score, copy.deepcopy(model.encoder.state_dict()),
-                        {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()}, predictions)
+            if restart.failed is None and (best is None or restart.score > best.score):
+                best = BestRestart(restart.score, copy.deepcopy(model.encoder.state_dict()),
+                                   {k: copy.deepcopy(v.state_dict()) for k, v in model.heads.items()}, predictions)
             if distributed.is_main() and r < stage.restarts - 1:  # after the last restart the group is stored
                 self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
         selected = select_restart(stage, refs, restarts)
-        _, enc_state, heads_state, *predictions = best  # partial files of older versions lack predictions
         tasks = self.stage_tasks(refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))
-        return GroupOutcome(enc_state, heads_state, restarts, selected, tasks, predictions[0] if predictions else None)
+        return GroupOutcome(best.encoder_state, best.head_states, restarts, selected, tasks, best.predictions)
 
     def train_restart(self, trainer: StageTrainer, stage: StageConfig, key: str, r: int,
                       seed: int) -> tuple[RestartResult, dict | None]:

@@ -40,6 +40,9 @@ def data_dir() -> Path:
     return path
 
 
+TINY_WORDS = ("good", "bad", "film", "ok", "great", "awful", "plot", "the", "a", "is")
+
+
 @pytest.fixture(scope="session")
 def minilm_tokenizer():
     """The bundled MiniLM's tokenizer (fast to load; the weights are not needed)."""
@@ -72,3 +75,42 @@ def tiny_encoder(tmp_path_factory: pytest.TempPathFactory, minilm_tokenizer) -> 
     BertModel(config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_experiment_in(tiny_encoder: Path):
+    """A factory for experiment files on the tiny encoder and a 40-row toy sentiment task (runs in seconds)."""
+    import random
+
+    import yaml
+
+    def make(folder: Path, stage: dict | None = None, **top: object) -> Path:
+        rng = random.Random(0)
+        for split, rows in (("train", 40), ("dev", 16)):
+            lines = ["id\tsentence\tlabel"]
+            for i in range(rows):
+                words = [rng.choice(TINY_WORDS) for _ in range(rng.randint(2, 6))]
+                lines.append(f"{i}\t{' '.join(words)}\t{'pos' if {'good', 'great'} & set(words) else 'neg'}")
+            (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
+        data = {
+            "name": "tiny", "encoder": str(tiny_encoder), "threads": 1, "precision": "fp32", "tensorboard": False,
+            "custom_tasks": [{
+                "name": "toy", "kind": "single_classification", "labels": ["neg", "pos"],
+                "splits": {"train": str(folder / "train.tsv"), "dev": str(folder / "dev.tsv")},
+                "columns": {"text_a": "sentence", "label": "label", "uid": "id"},
+            }],
+            "stages": [{"name": "target", "tasks": ["toy"], "max_steps": 12, "lr": 0.01, "batch_size": 4,
+                        "validate_every": 3, "predict_test": False, **(stage or {})}],
+            **top,
+        }
+        path = folder / "tiny.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return make
+
+
+@pytest.fixture
+def tiny_experiment(tmp_path: Path, tiny_experiment_in):
+    """`tiny_experiment_in` writing into this test's tmp_path."""
+    return lambda stage=None, **top: tiny_experiment_in(tmp_path, stage, **top)

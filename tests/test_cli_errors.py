@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 from taskmix.cli import main
@@ -126,3 +128,44 @@ def test_unreachable_hub_is_a_clear_error(tmp_path):
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("taskmix: error: task 'rte': could not load nyu-mll/glue") and "TASKMIX_DATA" in last
+
+
+def tiny_run(capsys, experiment: Path, *extra: str) -> tuple[int, str]:
+    code = main(["run", str(experiment), "--output-dir", str(experiment.parent / "out"), "--no-progress", *extra])
+    return code, capsys.readouterr().err.strip()
+
+
+@pytest.mark.parametrize("interval", [0, -1])
+def test_validation_interval_must_be_positive(tiny_experiment, capsys, interval):
+    code, err = tiny_run(capsys, tiny_experiment({"validate_every": interval}))
+    assert code == 2 and err.count("\n") == 0
+    assert err.endswith(f"stages.0.validate_every: Value error, must be a positive number of steps or 'epoch', "
+                        f"got {interval}")
+
+
+def test_negative_seed(tiny_experiment, capsys):
+    code, err = tiny_run(capsys, tiny_experiment(seed=-1))
+    assert code == 2 and err.endswith("seed: Input should be greater than or equal to 0")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_device_without_cuda(tiny_experiment, capsys):
+    code, err = tiny_run(capsys, tiny_experiment(device="cuda"))
+    assert code == 2
+    assert err == "taskmix: error: device: 'cuda' requested but no CUDA device is available; use auto or cpu"
+
+
+def test_override_value_that_is_not_yaml(tiny_experiment, capsys):
+    code, err = tiny_run(capsys, tiny_experiment(), "--set", "stages.target.lr=[1")
+    assert code == 2
+    assert err.startswith("taskmix: error: --set stages.target.lr: value '[1' is not valid YAML (")
+    assert err.count("\n") == 0
+
+
+def test_a_huge_header_line_is_not_echoed_whole(tmp_path, tiny_experiment, capsys):
+    experiment = tiny_experiment()
+    (tmp_path / "train.tsv").write_text("x" * 10_000_000 + "\n1\tgood film\tpos\n")
+    code, err = tiny_run(capsys, experiment)
+    assert code == 2
+    assert str(tmp_path / "train.tsv") in err and "more characters)" in err
+    assert len(err) < 1000

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from taskmix.config import parse_experiment
+from taskmix.errors import ConfigError
 from taskmix.experiment import ExperimentRunner
 from taskmix.training import stage as stage_module
 from taskmix.training.device import autocast, grad_scaler, resolve_precision
@@ -108,7 +109,7 @@ def test_dev_holdout_carves_a_fixed_dev_set_out_of_the_training_rows(tmp_path, d
 def test_fp16_chooses_float16_autocast_and_loss_scaling(tmp_path, data_dir, tiny_encoder):
     """fp16 needs CUDA in a run; on CPU the same code path still trains: float16 autocast, a GradScaler
     that scales the loss, and its state in the stage checkpoint."""
-    with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
+    with pytest.raises(ConfigError, match="fp16 needs a CUDA device"):
         resolve_precision("fp16", CPU)
     with autocast(CPU, "fp16"):
         assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.float16

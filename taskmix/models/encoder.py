@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from taskmix.cache import digest
-from taskmix.errors import ConfigError
+from taskmix.errors import ConfigError, clip
 
 log = logging.getLogger(__name__)
 
@@ -75,12 +75,7 @@ class HFEncoder(Encoder):
         from transformers import AutoModel
 
         self.name = name
-        path = resolve_model_path(name)
-        local = Path(path).exists()
-        try:
-            self.model = AutoModel.from_pretrained(path, local_files_only=local)
-        except OSError as exc:
-            raise ConfigError(f"encoder '{name}': cannot load model from '{path}': {exc}") from exc
+        self.model = load_pretrained(AutoModel, "model", name)
         self.hidden_size = int(self.model.config.hidden_size)
         self.uses_token_types = getattr(self.model.config, "type_vocab_size", 0) > 1
         if gradient_checkpointing:
@@ -101,15 +96,34 @@ class HFEncoder(Encoder):
         return self.model.get_input_embeddings()
 
 
+def load_pretrained(auto_class, what: str, name: str):
+    """`auto_class.from_pretrained` on an encoder name or path, failing with one ConfigError.
+
+    transformers raises OSError for a missing name and ValueError for a directory that
+    holds no model (no or an unknown `config.json`, no tokenizer files).
+    """
+    path = resolve_model_path(name)
+    if (Path(path).is_absolute() or path.startswith(".")) and not Path(path).is_dir():
+        raise ConfigError(f"encoder '{name}': no model directory at '{path}'")
+    try:
+        return auto_class.from_pretrained(path, local_files_only=Path(path).exists())
+    except (OSError, ValueError) as exc:
+        reason = clip(" ".join(str(exc).split()), 200)
+        raise ConfigError(f"encoder '{name}': cannot load its {what} from '{path}': {reason}") from None
+
+
 def load_tokenizer(name: str):
     """The tokenizer that belongs to an encoder name or path."""
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name)
-    try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=Path(path).exists())
-    except OSError as exc:
-        raise ConfigError(f"encoder '{name}': cannot load tokenizer from '{path}': {exc}") from exc
+    return load_pretrained(AutoTokenizer, "tokenizer", name)
+
+
+def check_encoder(name: str) -> None:
+    """Fail early (before a run writes anything) if `name` does not resolve to a model config."""
+    from transformers import AutoConfig
+
+    load_pretrained(AutoConfig, "config", name)
 
 
 def encoder_label(name: str, label: str | None = None) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from taskmix.errors import ConfigError, clip
+
 log = logging.getLogger(__name__)
 
 
@@ -15,7 +17,19 @@ def select_device(requested: str = "auto") -> torch.device:
     """`auto`: the current GPU (under torchrun, the one of this rank) when there is one, else the CPU."""
     if requested == "auto":
         return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
-    return torch.device(requested)
+    try:
+        device = torch.device(requested)
+    except RuntimeError:
+        raise ConfigError(f"device: unknown device '{clip(requested)}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device: '{requested}' requested but no CUDA device is available; use auto or cpu")
+        if device.index is not None and device.index >= count:
+            raise ConfigError(f"device: '{requested}' requested but only {count} CUDA device(s) exist")
+    elif device.type != "cpu":
+        raise ConfigError(f"device: '{requested}' is not supported; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def cpu_supports_bf16() -> bool:
@@ -31,7 +45,7 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     """`auto` picks bf16 where the hardware supports it natively, else fp32."""
     if requested != "auto":
         if requested == "fp16" and device.type != "cuda":
-            raise ValueError("fp16 needs a CUDA device; use bf16 or fp32 on CPU")
+            raise ConfigError("precision: fp16 needs a CUDA device; use bf16 or fp32 on CPU")
         return requested
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

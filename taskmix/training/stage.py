@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from taskmix.config import StageConfig
 from taskmix.errors import TaskmixError
 from taskmix.mixture import build_schedule, loss_weights, sub_batches_per_step
 from taskmix.models.model import MultiTaskModel
-from taskmix.rundir import save_torch
+from taskmix.rundir import load_torch, save_torch
+from taskmix.tensor_state import predictions_from_plain, to_plain
 from taskmix.training import distributed
 from taskmix.training.batching import to_device
 from taskmix.training.device import autocast, build_adamw, default_eval_batch_size, grad_scaler
@@ -324,14 +326,15 @@ class StageTrainer:
         ranks = distributed.gather_objects(rank_state(schedule, streams))
         if not distributed.is_main():
             return
+        ranks = to_plain(ranks)
         save_torch(path, {
-            "progress": progress, "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
+            "progress": progress.state(), "model": self.model.state_dict(), "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler else None,
             **ranks[0], "ranks": ranks,
         })
 
     def _resume(self, path: Path, optimizer, scheduler, scaler, schedule, streams) -> "Progress":
-        saved = torch.load(path, map_location="cpu", weights_only=False)
+        saved = load_torch(path)
         ranks = saved.get("ranks", [saved])
         if len(ranks) != distributed.world_size():
             raise TaskmixError(f"{path}: saved by {len(ranks)} process(es); resume it with the same number "
@@ -348,7 +351,7 @@ class StageTrainer:
         torch.set_rng_state(own["torch_rng"])
         if own["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(own["cuda_rng"])
-        return saved["progress"]
+        return Progress.from_state(saved["progress"])
 
 
 def rank_state(schedule, streams) -> dict:
@@ -378,3 +381,17 @@ class Progress:
     stopped: bool = False
     history: list[dict] = field(default_factory=list)
     divergence: DivergenceState = DivergenceState()
+
+    def state(self) -> dict[str, Any]:
+        """Tensors and plain data only, so the resume file loads with `weights_only`."""
+        nested = ("best", "best_state", "divergence")
+        state = to_plain({f.name: getattr(self, f.name) for f in fields(self) if f.name not in nested})
+        best = None if self.best is None else to_plain({f.name: getattr(self.best, f.name) for f in fields(self.best)})
+        return {**state, "best": best, "best_state": self.best_state, "divergence": asdict(self.divergence)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "Progress":
+        best = state["best"]
+        if best is not None:
+            best = Evaluation(**dict(best, predictions=predictions_from_plain(best["predictions"])))
+        return cls(**dict(state, best=best, divergence=DivergenceState(**state.get("divergence", {}))))
