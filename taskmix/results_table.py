@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from taskmix.experiment import TargetResult
+from taskmix.targets import TargetResult
 from taskmix.metrics import glue_score
 
 

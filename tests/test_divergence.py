@@ -17,7 +17,7 @@ import yaml
 
 from taskmix import metrics
 from taskmix.cli import main
-from taskmix.experiment import restart_seed
+from taskmix.restarts import restart_seed
 from taskmix.models.heads import ClassificationHead
 from taskmix.tasks import get_task
 from taskmix.training.divergence import (

@@ -38,10 +38,10 @@ def train(tmp_path: Path, data_dir: Path, tiny_encoder: Path, stage: dict[str, A
     """Train the stage's tasks from the tiny encoder the way the experiment runner does."""
     exp = runner(tmp_path, data_dir, str(tiny_encoder), stage)
     cfg = exp.cfg.stages[0]
-    tasks = exp.stage_tasks(cfg.tasks, cfg, np.random.default_rng(0))
-    model = exp.fresh_model(None)
+    tasks = exp.assembly.stage_tasks(cfg.tasks, cfg, np.random.default_rng(0))
+    model = exp.assembly.fresh_model(None)
     torch.manual_seed(0)
-    exp.add_heads(model, cfg.tasks, {}, cfg.dropout)
+    exp.assembly.add_heads(model, cfg.tasks, {}, cfg.dropout)
     trainer = StageTrainer(model, cfg, tasks, device=CPU, precision=precision, seed=0, pad_id=exp.rt.pad_id,
                            progress=False)
     return trainer.train(checkpoint=checkpoint)
@@ -96,8 +96,8 @@ def test_dev_holdout_carves_a_fixed_dev_set_out_of_the_training_rows(tmp_path, d
     exp = runner(tmp_path, data_dir, str(tiny_encoder), {"tasks": [{"name": "rte", "dev_holdout": 20}],
                                                         "max_train_examples": None, "max_dev_examples": None})
     cfg = exp.cfg.stages[0]
-    (first,) = exp.stage_tasks(cfg.tasks, cfg, np.random.default_rng(1))
-    (second,) = exp.stage_tasks(cfg.tasks, cfg, np.random.default_rng(2))
+    (first,) = exp.assembly.stage_tasks(cfg.tasks, cfg, np.random.default_rng(1))
+    (second,) = exp.assembly.stage_tasks(cfg.tasks, cfg, np.random.default_rng(2))
     assert list(first.dev) == [HOLDOUT_SPLIT]
     held_out = set(first.dev[HOLDOUT_SPLIT].uids)
     train_rows = set(exp.rt.splits(first.task).get("train").uids)
@@ -130,7 +130,7 @@ def test_fp16_chooses_float16_autocast_and_loss_scaling(tmp_path, data_dir, tiny
 def test_gradient_checkpointing_recomputes_activations_in_backward(tmp_path, data_dir, tiny_encoder, enabled):
     """`encoder: {gradient_checkpointing: true}` reruns each layer's forward during backward, with equal gradients."""
     exp = runner(tmp_path, data_dir, {"name": str(tiny_encoder), "gradient_checkpointing": enabled}, {"tasks": ["rte"]})
-    model = exp.fresh_model(None)
+    model = exp.assembly.fresh_model(None)
     model.train()
     calls = []  # the feed-forward block of layer 0 runs once forward, and again in backward when checkpointed
     model.encoder.model.encoder.layer[0].intermediate.register_forward_hook(lambda *_: calls.append(1))
@@ -138,7 +138,7 @@ def test_gradient_checkpointing_recomputes_activations_in_backward(tmp_path, dat
     model.encoder(ids, torch.ones_like(ids)).pooled.sum().backward()
     assert len(calls) == (2 if enabled else 1)
     gradient = model.encoder.input_embeddings().weight.grad[ids[0]]
-    plain = runner(tmp_path, data_dir, str(tiny_encoder), {"tasks": ["rte"]}).fresh_model(None)
+    plain = runner(tmp_path, data_dir, str(tiny_encoder), {"tasks": ["rte"]}).assembly.fresh_model(None)
     plain.train()
     plain.encoder(ids, torch.ones_like(ids)).pooled.sum().backward()
     torch.testing.assert_close(gradient, plain.encoder.input_embeddings().weight.grad[ids[0]])

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from taskmix.config import ExperimentConfig, parse_experiment
 from taskmix.errors import TaskmixError
-from taskmix.experiment import ExperimentRunner, TargetResult, pipeline_label
+from taskmix.experiment import ExperimentRunner, pipeline_label
+from taskmix.targets import TargetResult
 from taskmix.study.grid import ARROW, Cell, StudySpec, expand
 from taskmix.study.specfile import save_study_spec
 from taskmix.study.store import DIAGNOSTIC_TASK, ResultRecord, ResultsStore
