@@ -1,4 +1,4 @@
-"""taskmix's own engine under measurement: `StageTrainer` on `StageTask`s built as experiments build them."""
+"""taskmix's own engine under measurement: `StageTrainer` on `LabelledStageTask`s built as experiments build them."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from taskmix.models.model import MultiTaskModel
 from taskmix.runtime import Runtime
 from taskmix.tasks import get_task
 from taskmix.training.stage import StageTrainer
-from taskmix.training.stage_task import StageTask
+from taskmix.training.stage_task import LabelledStageTask
 from taskmix.training.predict import predict
 from taskmix.training.task_data import limit
 
 
 @dataclass
-class CountedStageTask(StageTask):
+class CountedStageTask(LabelledStageTask):
     """A labelled stage task that also logs the rows and padded width of each training batch."""
 
     log: BatchLog = field(default_factory=BatchLog)
@@ -50,7 +50,7 @@ def stage_tasks(rt: Runtime, names: list[str], log: BatchLog, dev_limit: int | N
     return out
 
 
-def fresh_model(rt: Runtime, tasks: list[StageTask]) -> MultiTaskModel:
+def fresh_model(rt: Runtime, tasks: list[LabelledStageTask]) -> MultiTaskModel:
     model = MultiTaskModel(encoder_family("minilm").build())
     for st in tasks:
         model.heads[st.head] = build_head(st.head_kind, model.encoder.hidden_size, st.num_outputs, 0.1)
@@ -71,7 +71,7 @@ def train_stage(rt: Runtime, tasks: list[CountedStageTask], steps: int) -> tuple
     return clock, model
 
 
-def eval_speed(rt: Runtime, model: MultiTaskModel, st: StageTask) -> dict[str, float]:
+def eval_speed(rt: Runtime, model: MultiTaskModel, st: LabelledStageTask) -> dict[str, float]:
     """Examples/s of `predict` over the dev split (second pass timed, after a warm-up pass)."""
     split = next(iter(st.dev.values()))
     _, seconds = timed(predict, model, st.head, split, EVAL_BATCH_SIZE, rt.pad_id, rt.device, rt.precision)

@@ -25,7 +25,7 @@ from taskmix.runtime import Runtime
 from taskmix.tasks import get_task
 from taskmix.tasks.base import Task
 from taskmix.task_refs import corpus_path, dev_split_names, labelled_task, pretraining_name
-from taskmix.training.stage_task import StageTask, TrainableTask
+from taskmix.training.stage_task import LabelledStageTask, TrainableTask
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
 
@@ -129,5 +129,5 @@ class Assembly:
             else:
                 dev = {s: limit(data.get(s), dev_limit, np.random.default_rng(0)) for s in dev_split_names(ref, task)}
             train = limit(pool, ref.max_train_examples or stage.max_train_examples, rng)
-            out.append(StageTask(task=task, head=head_name(ref, task), train=train, dev=dev))
+            out.append(LabelledStageTask(task=task, head=head_name(ref, task), train=train, dev=dev))
         return out

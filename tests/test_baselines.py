@@ -8,7 +8,7 @@ from taskmix.kinds.classification import CLASSIFICATION
 from taskmix.kinds.regression import REGRESSION
 from taskmix.tasks.base import Task
 from taskmix.training.features import TokenizedSplit
-from taskmix.training.stage_task import StageTask
+from taskmix.training.stage_task import LabelledStageTask
 
 
 def split(labels: list[int]) -> TokenizedSplit:
@@ -19,7 +19,7 @@ def split(labels: list[int]) -> TokenizedSplit:
 
 def test_best_constant_uses_the_dev_majority_when_train_leans_the_other_way():
     task = Task(name="toy", kind=CLASSIFICATION, metrics=("accuracy",), splits={}, labels=("a", "b"))
-    st = StageTask(task=task, head="toy", train=split([1, 1, 1, 0]), dev={"dev": split([0, 0, 0, 1])})
+    st = LabelledStageTask(task=task, head="toy", train=split([1, 1, 1, 0]), dev={"dev": split([0, 0, 0, 1])})
     baselines = st.baselines()
     assert baselines.majority == {"accuracy": 0.25}
     assert baselines.best_constant == 0.75
@@ -28,6 +28,6 @@ def test_best_constant_uses_the_dev_majority_when_train_leans_the_other_way():
 
 def test_regression_has_no_constant_baseline():
     task = Task(name="reg", kind=REGRESSION, metrics=("pearson",), splits={})
-    st = StageTask(task=task, head="reg", train=split([1, 2]), dev={"dev": split([1, 2])})
+    st = LabelledStageTask(task=task, head="reg", train=split([1, 2]), dev={"dev": split([1, 2])})
     baselines = st.baselines()
     assert baselines.majority is None and baselines.best_constant is None

@@ -30,11 +30,11 @@ from taskmix.training.r3f import r3f_forward, sample_noise, symmetric_kl
 from taskmix.training.stage import (
     Evaluation,
     Progress,
-    StageTask,
     StageTrainer,
     constant_factor,
     linear_warmup_decay,
 )
+from taskmix.training.stage_task import LabelledStageTask
 
 PAD_ID = 0
 CPU = torch.device("cpu")
@@ -90,8 +90,8 @@ def splits() -> dict[str, TokenizedSplit]:
     return {name: make_split(TASKS[name], TRAIN_SIZES[name], seed=i) for i, name in enumerate(TASKS)}
 
 
-def stage_tasks(splits: dict[str, TokenizedSplit]) -> list[StageTask]:
-    return [StageTask(task=TASKS[n], head=n, train=splits[n], dev={"dev": splits[n]}) for n in TASKS]
+def stage_tasks(splits: dict[str, TokenizedSplit]) -> list[LabelledStageTask]:
+    return [LabelledStageTask(task=TASKS[n], head=n, train=splits[n], dev={"dev": splits[n]}) for n in TASKS]
 
 
 def stage_config(mixture: MixtureConfig, **overrides: object) -> StageConfig:

@@ -20,7 +20,7 @@ from taskmix.tasks import get_task, load_split
 from taskmix.tasks.base import Task
 from taskmix.training.features import TokenCache, TokenizedSplit
 from taskmix.training.stage import StageTrainer
-from taskmix.training.stage_task import StageTask
+from taskmix.training.stage_task import LabelledStageTask
 
 
 def test_copa_reader_reads_every_split(data_dir: Path) -> None:
@@ -113,7 +113,7 @@ def synthetic_choices(n: int, seed: int) -> ChoiceFeatures:
 def test_the_engine_learns_a_multiple_choice_task(tiny_encoder: Path) -> None:
     """A stage trains the head and encoder until the right choice wins (chance is 1/3)."""
     task = Task(name="find-nine", kind=MULTIPLE_CHOICE, metrics=("accuracy",), splits={}, labels=("0", "1", "2"))
-    st = StageTask(task=task, head="find-nine", train=synthetic_choices(192, 0), dev={"dev": synthetic_choices(96, 1)})
+    st = LabelledStageTask(task=task, head="find-nine", train=synthetic_choices(192, 0), dev={"dev": synthetic_choices(96, 1)})
     torch.manual_seed(0)
     encoder = HFEncoder(str(tiny_encoder))
     model = MultiTaskModel(encoder, {"find-nine": MultipleChoiceHead(encoder.hidden_size, 3, dropout=0.0)})

@@ -32,7 +32,6 @@ from taskmix.training.progress import StepProgress
 from taskmix.training.divergence import DivergenceState, TrainingDiverged, observe
 from taskmix.training.tracking import NullTracker
 from taskmix.training.r3f import r3f_forward
-from taskmix.training.stage_task import StageTask as StageTask  # re-exported: the labelled-task StageTask
 from taskmix.training.stage_task import TrainableTask
 
 log = logging.getLogger(__name__)

@@ -115,8 +115,8 @@ class TrainableTask(Protocol):
 
 
 @dataclass
-class StageTask:
-    """A labelled task (GLUE and the like): its head name, training rows and dev splits."""
+class LabelledStageTask:
+    """A labelled task (GLUE and the like) in a stage: its head name, training rows and dev splits."""
 
     task: Task
     head: str
