@@ -6,6 +6,7 @@ experiment file fails before any training starts.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -215,37 +216,51 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "cannot parse it"
         raise ConfigError(f"--set {key}: value {clip(raw)!r} is not valid YAML ({problem})") from None
-    parts = key.split(".")
+    set_path(data, key, value, where=f"--set {key}", create=True)
+
+
+def set_path(data: Any, path: str, value: Any, *, where: str, create: bool = False) -> None:
+    """Set a dotted-path field: mapping keys by name, list items by index or by their `name` (stages).
+
+    The one implementation behind `--set` and study grids.  `create` makes missing mappings on
+    the way (a `--set` may name a field the file leaves at its default); without it every
+    container on the way must exist.  The last key of a mapping may always be new: schema
+    validation is what rejects a misspelt leaf.  `where` starts every error message.
+    """
+    parts = path.split(".")
     node: Any = data
-    for i, part in enumerate(parts[:-1]):
-        node = _child(node, part, ".".join(parts[: i + 1]))
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_list_index(node, last, key)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise ConfigError(f"--set {key}: '{'.'.join(parts[:-1])}' is not a mapping or list")
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            index = list_index(node, part, where)
+            if last:
+                node[index] = copy.deepcopy(value)
+            else:
+                node = node[index]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = copy.deepcopy(value)
+            elif part in node:
+                node = node[part]
+            elif create:
+                node = node.setdefault(part, {})
+            else:
+                raise ConfigError(f"{where}: no field {part!r} in the experiment")
+        else:
+            raise ConfigError(f"{where}: {'.'.join(parts[:depth])!r} is not a mapping or list")
 
 
-def _child(node: Any, part: str, path: str) -> Any:
-    if isinstance(node, dict):
-        return node.setdefault(part, {})
-    if isinstance(node, list):
-        return node[_list_index(node, part, path)]
-    raise ConfigError(f"--set: '{path}' is not a mapping or list")
-
-
-def _list_index(items: list, part: str, path: str) -> int:
+def list_index(items: list, part: str, where: str) -> int:
+    """A list segment: an integer index (negative counts from the end) or the `name` of an item."""
     if part.lstrip("-").isdigit():
         index = int(part)
-        if -len(items) <= index < len(items):
-            return index
-        raise ConfigError(f"--set: index {index} out of range at '{path}'")
+        if not -len(items) <= index < len(items):
+            raise ConfigError(f"{where}: index {index} out of range ({len(items)} items)")
+        return index % len(items)
     for index, item in enumerate(items):
         if isinstance(item, dict) and item.get("name") == part:
             return index
-    raise ConfigError(f"--set: no list item named '{part}' at '{path}'")
+    raise ConfigError(f"{where}: no item named {part!r}")
 
 
 def format_validation_error(source: str, exc: ValidationError) -> str:

@@ -135,3 +135,21 @@ def test_exclude_rejects_unknown_keys_and_values():
         parse_study({**base, "exclude": [{"sed": 1}]})
     with pytest.raises(ConfigError, match="not a value of grid.seed"):
         parse_study({**base, "exclude": [{"seed": 7}]})
+
+
+def test_one_dotted_path_setter_serves_set_overrides_and_grids() -> None:
+    """Stages by name or index, new leaves allowed; missing mappings made only when asked (`--set`)."""
+    from taskmix.config import apply_override, set_path
+
+    data = {"stages": [{"name": "inter"}, {"name": "target", "lr": 1e-5}]}
+    set_path(data, "stages.target.lr", 2e-5, where="grid path")
+    set_path(data, "stages.-2.max_steps", 5, where="grid path")
+    assert data["stages"] == [{"name": "inter", "max_steps": 5}, {"name": "target", "lr": 2e-5}]
+    with pytest.raises(ConfigError, match="grid path: no field 'encoder'"):
+        set_path(data, "encoder.name", "x", where="grid path")
+    apply_override(data, "encoder.name=bert-base-uncased")
+    assert data["encoder"] == {"name": "bert-base-uncased"}
+    with pytest.raises(ConfigError, match=r"--set stages.final.lr: no item named 'final'"):
+        apply_override(data, "stages.final.lr=1")
+    with pytest.raises(ConfigError, match=r"index 5 out of range \(2 items\)"):
+        apply_override(data, "stages.5.lr=1")

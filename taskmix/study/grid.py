@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from taskmix.cache import canonical_json, digest
+from taskmix.config import list_index, set_path
 from taskmix.errors import ConfigError
 
 ARROW = " → "
@@ -210,7 +211,7 @@ def _build(base: dict[str, Any], axes: dict[str, Axis], fields: dict[str, Any]) 
     for key, value in fields.items():
         axis = axes.get(key)
         if axis is None:
-            set_path(experiment, key, value)
+            set_path(experiment, key, value, where=f"grid path {key!r}")
             continue
         overrides = axis.values[str(value)]
         if overrides is None:
@@ -218,50 +219,10 @@ def _build(base: dict[str, Any], axes: dict[str, Axis], fields: dict[str, Any]) 
             dropped.append(stage_index(experiment, axis.stage, f"axes.{key}.stage"))
             continue
         for path, override in overrides.items():
-            set_path(experiment, path, override)
+            set_path(experiment, path, override, where=f"grid path {path!r}")
     if dropped:
         experiment["stages"] = [s for i, s in enumerate(experiment["stages"]) if i not in dropped]
     return experiment
-
-
-def set_path(experiment: dict[str, Any], path: str, value: Any) -> None:
-    """Set a dotted-path field; every container on the way must exist in the experiment.
-
-    The last key of a mapping may be new (a field the base leaves at its default); the
-    `validate` hook of `expand` is what rejects a misspelt leaf.
-    """
-    parts = path.split(".")
-    node: Any = experiment
-    for depth, part in enumerate(parts):
-        last = depth == len(parts) - 1
-        if isinstance(node, list):
-            index = _list_index(node, part, path)
-            if last:
-                node[index] = copy.deepcopy(value)
-            else:
-                node = node[index]
-        elif isinstance(node, dict):
-            if last:
-                node[part] = copy.deepcopy(value)
-            elif part in node:
-                node = node[part]
-            else:
-                raise ConfigError(f"grid path {path!r}: no field {part!r} in the experiment")
-        else:
-            raise ConfigError(f"grid path {path!r}: {'.'.join(parts[:depth])!r} is not a mapping or list")
-
-
-def _list_index(items: list[Any], part: str, path: str) -> int:
-    """A list segment: an integer index or the `name` of a stage."""
-    if part.lstrip("-").isdigit():
-        index = int(part)
-        if not -len(items) <= index < len(items):
-            raise ConfigError(f"grid path {path!r}: index {index} out of range ({len(items)} items)")
-        return index % len(items)
-    for i, item in enumerate(items):
-        if isinstance(item, dict) and item.get("name") == part:
-            return i
-    raise ConfigError(f"grid path {path!r}: no stage named {part!r}")
 
 
 def stage_index(experiment: dict[str, Any], stage: str | int, where: str = "stage") -> int:
@@ -269,5 +230,5 @@ def stage_index(experiment: dict[str, Any], stage: str | int, where: str = "stag
     stages = experiment.get("stages")
     if not isinstance(stages, list):
         raise ConfigError(f"{where}: the experiment has no list of stages")
-    return _list_index(stages, str(stage), where)
+    return list_index(stages, str(stage), where)
 
