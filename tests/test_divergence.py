@@ -154,3 +154,24 @@ def test_non_finite_predictions_are_not_scored_but_constant_ones_score_zero():
     with pytest.raises(metrics.NonFinitePredictions, match="2 of 4 predictions are not finite"):
         metrics.compute_metrics(sts, np.array([np.nan, 1.0, np.inf, 2.0]), labels)
     assert metrics.compute_metrics(sts, np.full(4, 2.0), labels) == {"pearson": 0.0, "spearman": 0.0}
+
+
+def test_a_classification_head_with_nan_outputs_is_not_read_as_a_class(tiny_encoder):
+    """argmax of NaN logits is an index like any other; prediction refuses it instead."""
+    from taskmix.models.encoder import HFEncoder
+    from taskmix.models.model import MultiTaskModel
+    from taskmix.training.features import TokenizedSplit
+    from taskmix.training.predict import predict
+
+    encoder = HFEncoder(str(tiny_encoder))
+    head = ClassificationHead(encoder.hidden_size, 2, dropout=0.0)
+    model = MultiTaskModel(encoder, {"rte": head})
+    split = TokenizedSplit(ids=np.array([101, 2000, 102, 101, 2001, 102], dtype=np.int32),
+                           offsets=np.array([0, 3, 6]), segment_starts=np.array([3, 3], dtype=np.int32),
+                           labels=np.array([0, 1]), uids=["a", "b"])
+    cpu = torch.device("cpu")
+    assert predict(model, "rte", split, 8, 0, cpu, "fp32").tolist() in ([0, 0], [0, 1], [1, 0], [1, 1])
+    with torch.no_grad():
+        head.out.weight.fill_(math.nan)
+    with pytest.raises(metrics.NonFinitePredictions, match="head 'rte': non-finite outputs"):
+        predict(model, "rte", split, 8, 0, cpu, "fp32")

@@ -5,9 +5,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import pytest
-import torch
-
 from taskmix import file_digests
 from taskmix.config import TaskRef, parse_experiment
 from taskmix.experiment import ExperimentRunner
@@ -128,11 +125,3 @@ def test_file_digests_hash_once_per_size_and_mtime_and_persist(tmp_path, monkeyp
     assert FileDigests(store).digest(data) == first and len(calls) == 1  # read back from the store
     data.write_text("a\tc\n")
     assert FileDigests(store).digest(data) != first and len(calls) == 2
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

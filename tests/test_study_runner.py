@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import torch
 import yaml
 
 from taskmix.cli import main
@@ -30,14 +28,6 @@ def run_study(tmp_path: Path, data_dir: Path, base: dict, seeds: list[int]) -> t
 def selected_rows(study_dir: Path) -> list[dict]:
     with ResultsStore(study_dir) as store:
         return store.results(selected_only=True)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def stilts_base(encoder: Path) -> dict:

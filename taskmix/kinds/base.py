@@ -99,13 +99,6 @@ class TaskKind:
         """A test prediction as the benchmark server's TSV cell expects it."""
         raise NotImplementedError
 
-    def check_metrics(self, task: "Task") -> None:
-        """Fail early when a task names a metric this kind cannot compute."""
-        unknown = [m for m in task.metrics if self.metrics_allowed and m not in self.metrics_allowed]
-        if unknown:
-            raise ConfigError(f"task {task.name!r}: metric(s) {', '.join(unknown)} do not apply to kind "
-                              f"{self.name!r}; choose from {', '.join(self.metrics_allowed)}")
-
     # -- baselines ---------------------------------------------------------------------------
     def constant_predictions(self, task: "Task") -> list[Any]:
         """The constant predictions a run must beat (every class for classification; none for regression)."""
@@ -129,14 +122,6 @@ def register_kind(kind: TaskKind) -> TaskKind:
         raise ConfigError(f"task kind '{kind.name}' is registered twice")
     KINDS[kind.name] = kind
     return kind
-
-
-def get_kind(name: str) -> TaskKind:
-    """A registered kind by name, or an error listing the known kinds."""
-    try:
-        return KINDS[name]
-    except KeyError:
-        raise ConfigError(f"unknown task kind '{name}'; known kinds: {', '.join(sorted(KINDS))}") from None
 
 
 def custom_kind(name: str) -> TaskKind:

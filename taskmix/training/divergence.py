@@ -10,7 +10,6 @@ in a row had to be skipped.  It also warns once when the loss, still finite, exp
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, replace
 
 from taskmix.errors import TaskmixError

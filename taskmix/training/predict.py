@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from taskmix.models.model import MultiTaskModel
 from taskmix.kinds.base import Features
+from taskmix.metrics import NonFinitePredictions
+from taskmix.models.model import MultiTaskModel
 from taskmix.training.batching import sorted_batches, to_device
 from taskmix.training.device import autocast
 
@@ -29,8 +30,10 @@ def predict(
     for indices in sorted_batches(split.lengths, batch_size):
         batch = to_device(split.collate(indices, pad_id), device)
         with autocast(device, precision):
-            logits = model(head_name, batch)
-        values = head.predict(logits.float()).cpu().numpy()
+            logits = model(head_name, batch).float()
+        if not bool(torch.isfinite(logits).all()):  # argmax of NaN logits would still look like a class
+            raise NonFinitePredictions(f"head {head_name!r}: non-finite outputs; the model diverged")
+        values = head.predict(logits).cpu().numpy()
         if out is None:
             out = np.empty(len(split), dtype=values.dtype)
         out[indices] = values
