@@ -67,7 +67,6 @@ def run_experiment(args: argparse.Namespace, main_process: bool) -> int:
     """Validate every input first, then own the run directory (lock) for as long as the run writes to it."""
     from taskmix.config import load_experiment
     from taskmix.experiment import ExperimentRunner
-    from taskmix.models.encoder import check_encoder
     from taskmix.preflight import check_run_inputs
     from taskmix.runlock import claim_run_dir
 
@@ -76,7 +75,6 @@ def run_experiment(args: argparse.Namespace, main_process: bool) -> int:
     run_dir = Path(args.output_dir) if args.output_dir else Path("runs") / cfg.name
     setup_logging(None, main_process)
     data_dir = data_dir_arg(args.data_dir)
-    check_encoder(cfg.encoder.name)  # before its tokenizer loads, which fails less clearly
     runner = ExperimentRunner(cfg, data_dir, run_dir, config_path.resolve().parent, progress=not args.no_progress)
     check_run_inputs(cfg, runner.rt, data_dir)
     if not main_process:  # under torchrun rank 0 alone owns and writes the run directory

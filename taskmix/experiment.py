@@ -75,6 +75,7 @@ class ExperimentRunner:
         for spec in cfg.custom_tasks:
             register_task(build_custom_task(spec, config_dir), custom=True)
         family = encoder_family(cfg.encoder.build_settings())
+        family.check()
         self.rt = Runtime(family, data_dir, cfg.max_length, cfg.device, cfg.precision,
                           Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads, cfg.eval_batch_size)
         self.assembly = Assembly(cfg, family, self.rt, data_dir)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from taskmix.config import ExperimentConfig
 from taskmix.runtime import Runtime
-from taskmix.task_refs import corpus_path, labelled_task
+from taskmix.task_refs import corpus_path, dev_split_names, labelled_task
 
 
 def check_run_inputs(cfg: ExperimentConfig, rt: Runtime, data_dir: Path | None) -> None:
     """Fail with a TaskmixError if a task, a data file or a corpus is missing or malformed.
 
-    The encoder is checked before `rt` exists (`models.encoder.check_encoder`), since the
-    runtime loads its tokenizer.
+    The encoder is checked before `rt` exists (`EncoderFamily.check`, from the experiment
+    runner), since the runtime loads its tokenizer.
     """
     used = {stage.name: stage for stages in cfg.stage_sequences() for stage in stages}
     for stage in used.values():
@@ -29,6 +29,5 @@ def check_run_inputs(cfg: ExperimentConfig, rt: Runtime, data_dir: Path | None) 
                     if corpus is not None:
                         corpus_path(corpus, data_dir)
                 continue
-            dev = [ref.dev_split] if ref.dev_split else [] if ref.dev_holdout else list(task.dev_splits)
-            for split in [*ref.train_splits, *dev]:
+            for split in [*ref.train_splits, *dev_split_names(ref, task)]:
                 rt.splits(task).get(split)

@@ -119,13 +119,6 @@ def load_tokenizer(name: str):
     return load_pretrained(AutoTokenizer, "tokenizer", name)
 
 
-def check_encoder(name: str) -> None:
-    """Fail early (before a run writes anything) if `name` does not resolve to a model config."""
-    from transformers import AutoConfig
-
-    load_pretrained(AutoConfig, "config", name)
-
-
 def encoder_label(name: str, label: str | None = None) -> str:
     """An encoder's row name in results tables: the given label, else the name, shortened to the
     directory name for a local path (a whole absolute path would be every row's name)."""
@@ -166,6 +159,9 @@ class EncoderFamily:
     def name(self) -> str:
         return str(self.settings.get("name", self.family))
 
+    def check(self) -> None:
+        """Fail early, with a clear error and before a run writes anything, if the settings cannot build."""
+
     def tokenizer(self):
         raise NotImplementedError
 
@@ -201,6 +197,12 @@ class HFFamily(EncoderFamily):
     """Any Hugging Face encoder with its own tokenizer; settings `name`, `gradient_checkpointing`."""
 
     family = "hf"
+
+    def check(self) -> None:
+        """The name must resolve to a model config (loading the tokenizer first fails less clearly)."""
+        from transformers import AutoConfig
+
+        load_pretrained(AutoConfig, "config", self.settings["name"])
 
     def tokenizer(self):
         return load_tokenizer(self.settings["name"])
