@@ -29,7 +29,8 @@ from taskmix.training.stage_task import LabelledStageTask, TrainableTask
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
 
-def head_name(ref: TaskRef, task: Task) -> str:
+def head_name(ref: TaskRef, task: Task | PretrainingTask) -> str:
+    """A stage entry's head: the one it names (tasks naming the same head share it), else its own."""
     return ref.head or task.name
 
 
@@ -93,7 +94,7 @@ class Assembly:
         """The head name, kind and number of outputs of a stage entry."""
         if pretraining_name(ref.name):
             task = self.pretraining_task(ref)
-            return ref.head or task.name, task.head_kind, task.num_outputs
+            return head_name(ref, task), task.head_kind, task.num_outputs
         task = get_task(ref.name)
         return head_name(ref, task), task.kind.head, task.num_classes
 

@@ -169,12 +169,6 @@ def glue_score(task_scores: Mapping[str, float]) -> float:
     return _mean(list(task_scores.values()), "task scores")
 
 
-def lower_is_better(metric_name: str) -> bool:
-    """Whether smaller values of a metric (optionally split-prefixed) are better."""
-    name = metric_name.rpartition("/")[2]
-    return name in NEGATED or name in LOWER_IS_BETTER
-
-
 def validation_value(metric_name: str, value: float) -> float:
     """A metric as a higher-is-better number: 1 - value / c for scaled lower-is-better metrics,
     -value for the other lower-is-better ones.

@@ -11,7 +11,6 @@ tensors and plain data only.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from taskmix.cache import digest
 from taskmix.errors import CheckpointError
 from taskmix.rundir import load_torch, save_torch, write_json
 from taskmix.runlock import locked
@@ -30,7 +30,7 @@ DIGESTS_FILE = "file-digests.json"  # content hashes of the files read, for the 
 
 
 def cache_key(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:20]
+    return digest(payload, 20)
 
 
 class StageCache:

@@ -13,7 +13,6 @@ a reader that starts to read the same file into different examples declares a hi
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,10 @@ from taskmix.file_digests import FileDigests
 from taskmix.models.encoder import resolve_model_path
 from taskmix.pretraining.tokenized import CACHE_VERSION as CORPUS_VERSION
 from taskmix.tasks import get_task, split_file
+from taskmix.tasks.loading import hub_source, reader_version
 from taskmix.tasks.base import Task
 from taskmix.task_refs import corpus_path, dev_split_names, pretraining_name
 from taskmix.training.features import FEATURE_VERSION
-
-
-def reader_version(reader: object) -> str:
-    """A split reader's code version: `module.qualname@VERSION`."""
-    code = reader if inspect.isfunction(reader) else type(reader)
-    return f"{code.__module__}.{code.__qualname__}@{getattr(reader, 'VERSION', 1)}"
 
 
 def encoder_identity(name: str, digests: FileDigests) -> dict[str, Any]:
@@ -49,7 +43,7 @@ def split_identity(task: Task, split: str, data_dir: Path | None, digests: FileD
     """One split's contents (a hub split by its coordinates) and the version of its reader."""
     path = split_file(task, split, data_dir)
     if path is None:
-        content = f"hub:{task.hub.path}:{task.hub.name}:{split}" if task.hub else f"hub:{task.name}:{split}"
+        content = hub_source(task, split)
     else:
         content = digests.digest(path) if path.is_file() else f"missing:{path}"  # loading reports it
     return {"content": content, "reader": reader_version(task.splits[split].reader)}

@@ -9,7 +9,8 @@ from taskmix import file_digests
 from taskmix.config import TaskRef, parse_experiment
 from taskmix.experiment import ExperimentRunner
 from taskmix.file_digests import FileDigests
-from taskmix.stage_inputs import encoder_identity, reader_version, task_data_identity
+from taskmix.stage_inputs import encoder_identity, task_data_identity
+from taskmix.tasks.loading import reader_version
 from taskmix.tasks import get_task
 
 STAGE = {"name": "target", "tasks": ["rte"], "batch_size": 8, "max_train_examples": 16, "max_dev_examples": 16,

@@ -155,10 +155,6 @@ class EncoderFamily:
     def __init__(self, **settings: Any):
         self.settings = settings
 
-    @property
-    def name(self) -> str:
-        return str(self.settings.get("name", self.family))
-
     def check(self) -> None:
         """Fail early, with a clear error and before a run writes anything, if the settings cannot build."""
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from taskmix.metrics import lower_is_better
 from taskmix.models.heads import ClassificationHead, Head, RegressionHead
 
 
@@ -27,13 +26,10 @@ class MetricSums:
 
 @dataclass(frozen=True)
 class Metric:
-    """A dev metric: its name and how it reduces summed numbers; its direction is `taskmix.metrics`'."""
+    """A dev metric: its name and how it reduces summed numbers (its direction is decided by
+    `taskmix.metrics.validation_value`, by name)."""
 
     name: str
-
-    @property
-    def lower_is_better(self) -> bool:
-        return lower_is_better(self.name)
 
     def value(self, sums: MetricSums) -> float:
         if sums.count == 0:

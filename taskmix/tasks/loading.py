@@ -7,6 +7,7 @@ are absolute (custom tasks) are always read locally.
 
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -30,6 +31,21 @@ def split_file(task: Task, split: str, data_dir: Path | None) -> Path | None:
     if path.is_absolute():
         return path
     return None if data_dir is None else Path(data_dir) / path
+
+
+def hub_source(task: Task, split: str) -> str:
+    """What identifies a split loaded from the hub (it has no local file to hash or stat)."""
+    return f"hub:{task.hub.path}:{task.hub.name}:{split}" if task.hub else f"hub:{task.name}:{split}"
+
+
+def reader_version(reader: object) -> str:
+    """A split reader's code version: `module.qualname@VERSION` (`VERSION` 1 when the reader has none).
+
+    A reader that starts to read the same file into different examples declares a higher
+    `VERSION`, so token caches re-tokenise and finished stages retrain.
+    """
+    code = reader if inspect.isfunction(reader) else type(reader)
+    return f"{code.__module__}.{code.__qualname__}@{getattr(reader, 'VERSION', 1)}"
 
 
 def load_split(task: Task | str, split: str, data_dir: Path | None) -> list[Example]:

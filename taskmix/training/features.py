@@ -1,8 +1,9 @@
 """Tokenised task splits, cached on disk and memory-mapped.
 
 Each (task, split, tokenizer, max_length) is tokenised once.  The cache key includes the
-source file's size and modification time, the tokenizer's identity, the task's kind and a
-reader version, so changing any of them re-tokenises.  Token ids of a split are stored as
+source file's size and modification time, the reader's code version, the tokenizer's
+identity, the task's kind and the feature format version, so changing any of them
+re-tokenises.  Token ids of a split are stored as
 one flat array plus offsets, which numpy memory-maps: a mixture of many tasks does not
 hold every dataset in RAM.  What a kind stores is its own business (`Features.arrays`);
 the cache only writes and reads named arrays.

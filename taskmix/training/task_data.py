@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from taskmix.errors import ConfigError
+from taskmix.kinds.base import Features
 from taskmix.tasks import load_split, split_file
 from taskmix.tasks.base import Example, Task
-from taskmix.kinds.base import Features
+from taskmix.tasks.loading import hub_source, reader_version
 from taskmix.models.encoder import tokenizer_fingerprint
 from taskmix.training.features import TokenCache
 
@@ -37,8 +38,7 @@ class TaskSplits:
             raise ConfigError(f"task '{self.task.name}' has no split '{split}'; its splits are: {known}")
         path = split_file(self.task, split, self.data_dir)
         if path is None:
-            hub = self.task.hub
-            return f"hub:{hub.path}:{hub.name}:{split}" if hub else f"hub:{self.task.name}:{split}"
+            return hub_source(self.task, split)
         path = path.resolve()
         try:
             stat = path.stat()
@@ -52,7 +52,8 @@ class TaskSplits:
 
     def get(self, split: str) -> Features:
         if split not in self._splits:
-            key = self.cache.key(self.task, split, self._source_identity(split), self._tokenizer_id, self.max_length)
+            source = f"{self._source_identity(split)}|{reader_version(self.task.splits[split].reader)}"
+            key = self.cache.key(self.task, split, source, self._tokenizer_id, self.max_length)
             features = self.cache.load(key, self.task)
             if features is None:
                 features = self.task.kind.featurize(self.examples(split), self.tokenizer, self.max_length)
