@@ -84,9 +84,10 @@ class RestartRunner:
         rt = self.assembly.rt
         saved_restarts, best = self.stage_cache.partial(key) or ([], None)
         restarts: list[RestartResult] = [RestartResult(**r) for r in saved_restarts]
+        tasks_of: dict[int, list[TrainableTask]] = {}  # restarts trained in this process
         for r in range(len(restarts), stage.restarts):
             seed = restart_seed(self.cfg.seed, r)
-            tasks = self.assembly.stage_tasks(refs, stage, np.random.default_rng(seed))
+            tasks = tasks_of[r] = self.assembly.stage_tasks(refs, stage, np.random.default_rng(seed))
             model = self.assembly.fresh_model(encoder_state)
             torch.manual_seed(seed)
             self.assembly.add_heads(model, refs, kept_heads, stage.dropout)
@@ -107,7 +108,8 @@ class RestartRunner:
             if distributed.is_main() and r < stage.restarts - 1:  # after the last restart the group is stored
                 self.stage_cache.save_partial(key, [asdict(x) for x in restarts], best)
         selected = select_restart(stage, refs, restarts)
-        tasks = self.assembly.stage_tasks(refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))
+        tasks = tasks_of.get(selected) or self.assembly.stage_tasks(
+            refs, stage, np.random.default_rng(restart_seed(self.cfg.seed, selected)))
         return GroupOutcome(best.encoder_state, best.head_states, restarts, selected, tasks, best.predictions)
 
     def train_restart(self, trainer: StageTrainer, stage: StageConfig, key: str, r: int,

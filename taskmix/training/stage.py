@@ -261,14 +261,17 @@ class StageTrainer:
             rank_digests=digests,
         )
 
-    def _guard(self, progress: "Progress", loss: float, scaled: bool) -> tuple[bool, torch.Tensor]:
-        """Whether to skip this step's update (non-finite loss or gradients), and the gradient norm.
+    def _guard(self, progress: "Progress", loss: float, scaled: bool) -> tuple[bool, torch.Tensor | None]:
+        """Whether to skip this step's update (non-finite loss or gradients), and the gradient norm
+        (None when neither the check nor clipping needs it).
 
         Under fp16 the loss scaler already skips steps whose gradients overflowed and lowers
         its scale, so only the loss counts there; the decision is shared by every rank.
         """
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
+        norm = None
+        if not scaled or self.cfg.max_grad_norm:  # fp16 without clipping needs no norm
+            grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+            norm = torch.nn.utils.get_total_norm(grads) if grads else torch.zeros(())
         finite = math.isfinite(loss) and (scaled or bool(torch.isfinite(norm)))
         progress.divergence, skip = observe(progress.divergence, progress.step + 1, loss,
                                             not distributed.any_rank(not finite), self.cfg.name, self.cfg.lr,

@@ -122,6 +122,7 @@ class LabelledStageTask:
     head: str
     train: Features
     dev: dict[str, Features]
+    _baselines: Baselines | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -161,13 +162,17 @@ class LabelledStageTask:
         return self.task
 
     def baselines(self) -> Baselines:
-        kind = self.task.kind
-        constants = kind.constant_predictions(self.task)
-        if not constants:
-            return Baselines()
-        majority = kind.majority_prediction(np.asarray(self.train.labels))
-        best = max(glue_metrics.task_score(self._constant_metrics(c)) for c in constants)
-        return Baselines(self._constant_metrics(majority), best, majority)
+        """Computed once: outputs and target results both judge against them."""
+        if self._baselines is None:
+            kind = self.task.kind
+            constants = kind.constant_predictions(self.task)
+            if not constants:
+                self._baselines = Baselines()
+            else:
+                majority = kind.majority_prediction(np.asarray(self.train.labels))
+                best = max(glue_metrics.task_score(self._constant_metrics(c)) for c in constants)
+                self._baselines = Baselines(self._constant_metrics(majority), best, majority)
+        return self._baselines
 
     def _constant_metrics(self, prediction: Any) -> dict[str, float]:
         """Dev metrics of predicting `prediction` for every row."""
