@@ -37,6 +37,10 @@ class DataError(TaskmixError):
         self.line = line
 
 
+class NonFinitePredictions(TaskmixError):
+    """Predictions with NaN or infinite values: the model diverged, so there is nothing to score."""
+
+
 class ConfigError(TaskmixError):
     """An experiment or study file has an unknown key, a bad value or an unknown task."""
 

@@ -24,13 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from taskmix.errors import ConfigError, TaskmixError
+from taskmix.errors import ConfigError
 from taskmix.tasks.base import Task
-
-
-
-class NonFinitePredictions(TaskmixError):
-    """Predictions with NaN or infinite values: the model diverged, so there is nothing to score."""
 
 
 # A metric takes (predictions, labels) as arrays and returns one number.
@@ -122,22 +117,12 @@ def metric_fn(task: Task, name: str) -> MetricFn:
 def compute_metrics(
     task: Task, predictions: Sequence[float] | np.ndarray, labels: Sequence[float] | np.ndarray
 ) -> dict[str, float]:
-    """All metrics of `task` for predictions of its kind (class indices, scores)."""
+    """All metrics of `task` for predictions of its kind (class indices, scores, tag sequences...)."""
     if any(label is None for label in labels):
         raise ValueError(f"task {task.name!r}: labels are missing (is this an unlabelled split?)")
-    dtype = task.kind.prediction_dtype
-    pred = np.asarray(predictions, dtype=dtype)
-    gold = np.asarray(labels, dtype=dtype)
-    if pred.shape != gold.shape or pred.ndim != 1:
-        raise ValueError(
-            f"task {task.name!r}: {pred.shape} predictions for {gold.shape} labels; need equal 1-d"
-        )
-    if len(gold) == 0:
+    if len(labels) == 0:
         raise ValueError(f"task {task.name!r}: cannot compute metrics on zero examples")
-    bad = int(np.count_nonzero(~np.isfinite(pred)))
-    if bad:
-        raise NonFinitePredictions(f"task {task.name!r}: {bad} of {len(pred)} predictions are not finite "
-                                   f"(NaN or infinite); the model has diverged")
+    pred, gold = task.kind.metric_inputs(task, predictions, labels)
     return {name: metric_fn(task, name)(pred, gold) for name in task.metrics}
 
 

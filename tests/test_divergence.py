@@ -16,6 +16,7 @@ import torch
 import yaml
 
 from taskmix import metrics
+from taskmix.errors import NonFinitePredictions
 from taskmix.cli import main
 from taskmix.restarts import restart_seed
 from taskmix.models.heads import ClassificationHead
@@ -151,7 +152,7 @@ def test_exploding_finite_loss_warns_once(caplog):
 def test_non_finite_predictions_are_not_scored_but_constant_ones_score_zero():
     sts = get_task("sts-b")
     labels = np.array([0.5, 1.5, 3.0, 4.5])
-    with pytest.raises(metrics.NonFinitePredictions, match="2 of 4 predictions are not finite"):
+    with pytest.raises(NonFinitePredictions, match="2 of 4 predictions are not finite"):
         metrics.compute_metrics(sts, np.array([np.nan, 1.0, np.inf, 2.0]), labels)
     assert metrics.compute_metrics(sts, np.full(4, 2.0), labels) == {"pearson": 0.0, "spearman": 0.0}
 
@@ -173,5 +174,5 @@ def test_a_classification_head_with_nan_outputs_is_not_read_as_a_class(tiny_enco
     assert predict(model, "rte", split, 8, 0, cpu, "fp32").tolist() in ([0, 0], [0, 1], [1, 0], [1, 1])
     with torch.no_grad():
         head.out.weight.fill_(math.nan)
-    with pytest.raises(metrics.NonFinitePredictions, match="head 'rte': non-finite outputs"):
+    with pytest.raises(NonFinitePredictions, match="head 'rte': non-finite outputs"):
         predict(model, "rte", split, 8, 0, cpu, "fp32")

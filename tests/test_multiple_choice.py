@@ -87,7 +87,7 @@ def test_head_scores_each_choice_and_gives_missing_choices_no_probability() -> N
     assert torch.softmax(logits, -1)[1, 2] == 0.0
     expected = -(torch.log_softmax(scores[:3], 0)[2] + torch.log_softmax(scores[3:], 0)[0]) / 2
     assert torch.allclose(head.loss(logits, batch), expected)
-    assert head.predict(logits).tolist() == [int(scores[:3].argmax()), int(scores[3:].argmax())]
+    assert head.predict(logits, batch).tolist() == [int(scores[:3].argmax()), int(scores[3:].argmax())]
 
 
 def synthetic_choices(n: int, seed: int) -> ChoiceFeatures:

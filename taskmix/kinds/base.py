@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol, Sequence
 import numpy as np
 import torch
 
-from taskmix.errors import ConfigError
+from taskmix.errors import ConfigError, NonFinitePredictions
 
 if TYPE_CHECKING:
     from taskmix.tasks.base import Task
@@ -91,6 +91,24 @@ class TaskKind:
         raise NotImplementedError
 
     # -- predictions -------------------------------------------------------------------------
+    def metric_inputs(self, task: "Task", predictions: Any, labels: Any) -> tuple[Any, Any]:
+        """Predictions and gold labels in the form the task's metric functions take.
+
+        The scalar kinds' form: equal-length 1-d arrays of `prediction_dtype`, all finite (a
+        non-finite prediction means a diverged model, never a poor score).  Kinds whose
+        predictions are structured (tag sequences, answer spans) override this and the
+        metrics they name receive what this returns.
+        """
+        pred = np.asarray(predictions, dtype=self.prediction_dtype)
+        gold = np.asarray(labels, dtype=self.prediction_dtype)
+        if pred.shape != gold.shape or pred.ndim != 1:
+            raise ValueError(f"task {task.name!r}: {pred.shape} predictions for {gold.shape} labels; need equal 1-d")
+        bad = int(np.count_nonzero(~np.isfinite(pred)))
+        if bad:
+            raise NonFinitePredictions(f"task {task.name!r}: {bad} of {len(pred)} predictions are not finite "
+                                       f"(NaN or infinite); the model has diverged")
+        return pred, gold
+
     def format_prediction(self, task: "Task", value: Any) -> str:
         """A prediction or gold label as the text of dev prediction files ("" when missing)."""
         raise NotImplementedError

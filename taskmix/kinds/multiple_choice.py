@@ -101,7 +101,7 @@ class MultipleChoiceHead(Head):
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(logits, batch["labels"].long())
 
-    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return logits.argmax(dim=-1)
 
     def distribution_logits(self, logits: torch.Tensor) -> torch.Tensor:

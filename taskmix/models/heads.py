@@ -42,7 +42,10 @@ class Head(nn.Module):
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def predict(self, logits: torch.Tensor) -> torch.Tensor:
+    def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor | list:
+        """One prediction per example of the batch: a tensor with a row per example, or a list of
+        per-example values (tag sequences, answer spans) for heads whose outputs vary in shape;
+        `batch` lets such heads map outputs back to examples (windows, first sub-tokens)."""
         raise NotImplementedError
 
     def distribution_logits(self, logits: torch.Tensor) -> torch.Tensor | None:
@@ -65,7 +68,7 @@ class ClassificationHead(Head):
     def loss(self, logits, batch):
         return F.cross_entropy(logits.float(), batch["labels"].long())
 
-    def predict(self, logits):
+    def predict(self, logits, batch):
         return logits.argmax(dim=-1)
 
     def distribution_logits(self, logits):
@@ -87,7 +90,7 @@ class RegressionHead(Head):
     def loss(self, logits, batch):
         return F.mse_loss(logits.float(), batch["labels"].float())
 
-    def predict(self, logits):
+    def predict(self, logits, batch):
         return logits.float()
 
 

@@ -49,13 +49,13 @@ class TokenClassificationHead(Head):
     def loss(self, logits, batch):
         return F.cross_entropy(logits.float().flatten(0, 1), batch["labels"].long().flatten(), ignore_index=IGNORE)
 
-    def predict(self, logits):
+    def predict(self, logits, batch):
         return logits.argmax(dim=-1)
 
     def metric_sums(self, logits, batch) -> tuple[float, int]:
         labels = batch["labels"]
         scored = labels != IGNORE
-        return float((self.predict(logits) == labels)[scored].sum()), int(scored.sum())
+        return float((self.predict(logits, batch) == labels)[scored].sum()), int(scored.sum())
 
 
 @register_head("trigram_order")
@@ -82,7 +82,7 @@ class TokenRegressionHead(Head):
         scored = labels != IGNORE
         return F.mse_loss(logits.float()[scored], labels[scored])
 
-    def predict(self, logits):
+    def predict(self, logits, batch):
         return logits.float()
 
     def metric_sums(self, logits, batch) -> tuple[float, int]:
@@ -134,7 +134,7 @@ class TiedVocabularyHead(Head):
         labels = batch[self.label_key]
         return F.cross_entropy(logits.float(), labels[labels != IGNORE].long())
 
-    def predict(self, logits):
+    def predict(self, logits, batch):
         return logits.argmax(dim=-1)
 
     def metric_sums(self, logits, batch) -> tuple[float, int]:
@@ -189,12 +189,12 @@ class QuickThoughtsHead(Head):
     def loss(self, logits, batch):
         return F.cross_entropy(logits, batch["labels"][: logits.shape[0]].long())
 
-    def predict(self, logits):
+    def predict(self, logits, batch):
         return logits.argmax(dim=-1)
 
     def metric_sums(self, logits, batch) -> tuple[float, int]:
         targets = batch["labels"][: logits.shape[0]]
-        return float((self.predict(logits) == targets).sum()), int(targets.numel())
+        return float((self.predict(logits, batch) == targets).sum()), int(targets.numel())
 
 
 @register_head("fastsent")
@@ -220,7 +220,7 @@ class FastSentHead(Head):
     def loss(self, logits, batch):
         return self._losses(logits, batch).mean()
 
-    def predict(self, logits):
+    def predict(self, logits, batch):
         return logits
 
     def metric_sums(self, logits, batch) -> tuple[float, int]:

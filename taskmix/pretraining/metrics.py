@@ -51,7 +51,7 @@ def evaluate_batch(head: Head, logits: torch.Tensor, batch: dict[str, torch.Tens
         return MetricSums(*head.metric_sums(logits, batch))
     labels = batch["labels"]
     if isinstance(head, ClassificationHead):
-        return MetricSums(float((head.predict(logits) == labels).sum()), int(labels.numel()))
+        return MetricSums(float((head.predict(logits, batch) == labels).sum()), int(labels.numel()))
     if isinstance(head, RegressionHead):
-        return MetricSums(float(((head.predict(logits) - labels.float()) ** 2).sum()), int(labels.numel()))
+        return MetricSums(float(((head.predict(logits, batch) - labels.float()) ** 2).sum()), int(labels.numel()))
     raise TypeError(f"no pretraining metric for head {type(head).__name__}")

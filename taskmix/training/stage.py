@@ -20,7 +20,7 @@ import torch
 
 from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
-from taskmix.errors import TaskmixError
+from taskmix.errors import NonFinitePredictions, TaskmixError
 from taskmix.mixture import build_schedule, loss_weights, sub_batches_per_step
 from taskmix.models.model import MultiTaskModel
 from taskmix.rundir import load_torch, save_torch
@@ -145,7 +145,7 @@ class StageTrainer:
         """Dev evaluation after `step`; a model predicting NaN has diverged (it must not score 0.0)."""
         try:
             return self.evaluate()
-        except glue_metrics.NonFinitePredictions as exc:
+        except NonFinitePredictions as exc:
             raise TrainingDiverged(f"stage '{self.cfg.name}': diverged by step {step}: {exc}", step) from None
 
     def _step_losses(self, names: list[str], streams, weights, reduction: str, scale: float, schedule) -> float:
