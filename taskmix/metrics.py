@@ -28,7 +28,8 @@ from taskmix.errors import ConfigError
 from taskmix.tasks.base import Task
 
 
-# A metric takes (predictions, labels) as arrays and returns one number.
+# A metric takes (predictions, labels) as its kind's `metric_inputs` returns them (1-d arrays for
+# the scalar kinds) and returns one number.
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
 
 
@@ -84,18 +85,31 @@ def _defined(metric: MetricFn) -> MetricFn:
     return wrapped
 
 
-METRICS: Mapping[str, MetricFn] = {
-    name: _defined(fn)
-    for name, fn in {
-        "accuracy": _accuracy,
-        "f1": _f1_binary,
-        "f1_macro": _f1_macro,
-        "matthews": _matthews,
-        "r3": _matthews,
-        "pearson": _correlation("pearsonr"),
-        "spearman": _correlation("spearmanr"),
-    }.items()
-}
+METRICS: dict[str, MetricFn] = {}
+
+
+def register_metric(name: str, fn: MetricFn) -> MetricFn:
+    """Add a metric under `name` (NaN pinned to 0.0, library warnings silenced).
+
+    Kinds with structured predictions register their own metrics in their module (they
+    receive what the kind's `metric_inputs` returns); a name registered twice is an error.
+    """
+    if name in METRICS:
+        raise ConfigError(f"metric {name!r} is registered twice")
+    METRICS[name] = _defined(fn)
+    return fn
+
+
+for _name, _fn in {
+    "accuracy": _accuracy,
+    "f1": _f1_binary,
+    "f1_macro": _f1_macro,
+    "matthews": _matthews,
+    "r3": _matthews,
+    "pearson": _correlation("pearsonr"),
+    "spearman": _correlation("spearmanr"),
+}.items():
+    register_metric(_name, _fn)
 
 # Lower-is-better validation metrics and the scale c of their transform 1 - value / c, so
 # they can be averaged with higher-is-better ones (seed 000, Appendix B: c = 250 for
