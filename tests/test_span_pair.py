@@ -8,6 +8,7 @@ import types
 from pathlib import Path
 
 import numpy as np
+import pydantic
 import pytest
 import torch
 import yaml
@@ -20,6 +21,7 @@ from taskmix.models.encoder import EncoderOutput, HFEncoder
 from taskmix.models.model import MultiTaskModel
 from taskmix.tasks import get_task, load_split
 from taskmix.tasks.base import Task
+from taskmix.tasks.custom import CustomTaskSpec, build_custom_task
 from taskmix.tasks.span_pairs import locate_words
 from taskmix.training.features import TokenCache
 from taskmix.training.stage import StageTrainer
@@ -245,3 +247,61 @@ def test_wsc_run_through_the_cli_writes_predictions_and_a_superglue_submission(
     submission = [json.loads(line) for line in (stage_dir / "submission" / "WSC.jsonl").read_text().splitlines()]
     assert [s["idx"] for s in submission] == list(range(146))
     assert all(isinstance(s["label"], bool) for s in submission)
+
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "span_pair_custom_task.yaml"
+
+
+def custom_spec(**overrides: object) -> dict:
+    [entry] = yaml.safe_load(EXAMPLE.read_text())["custom_tasks"]
+    return entry | overrides
+
+
+def test_custom_span_pair_task_reads_offsets_in_one_text_or_a_pair(tmp_path: Path) -> None:
+    task = build_custom_task(CustomTaskSpec.model_validate(custom_spec()), EXAMPLE.parent)
+    train = load_split(task, "train", None)
+    assert len(train) == 48 and task.kind is SPAN_PAIR and task.metrics == ("accuracy", "f1")
+    first = train[0]  # "After Hugo saw Clara near the station, he smiled." noun 15-20, pronoun 39-41, "no"
+    assert (first.span_text(first.span1), first.span_text(first.span2), first.label, first.uid) == ("Clara", "he", 0, "0")
+
+    rows = [{"a": "A check mark.", "b": "Check it.", "s": 2, "e": 7, "t": 0, "u": 5, "y": "same"},
+            {"a": "A bank loan.", "b": "The river bank.", "s": 2, "e": 6, "t": "10", "u": 14, "y": "other"}]
+    (tmp_path / "pairs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = {"text_a": "a", "text_b": "b", "span1_start": "s", "span1_end": "e", "span2_start": "t",
+               "span2_end": "u", "label": "y"}
+    pairs = build_custom_task(CustomTaskSpec.model_validate(custom_spec(
+        columns=columns, labels=["other", "same"], splits={"train": "pairs.jsonl", "dev": "pairs.jsonl"})), tmp_path)
+    with pytest.raises(DataError, match=r"pairs\.jsonl:2: field 't' should be a character offset \(an integer\), got '10'"):
+        load_split(pairs, "train", None)
+    (tmp_path / "pairs.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    [pair] = load_split(pairs, "dev", None)
+    assert (pair.span_text(pair.span1), pair.span_text(pair.span2), pair.span2.segment, pair.uid) == ("check", "Check", 1, "0")
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"columns": {"text_a": "text", "span1_start": "a", "span1_end": "b", "span2_start": "c", "label": "y"}},
+     "span2_end\n  Field required"),
+    ({"columns": {"text_a": "text", "span1_start": 0, "span1_end": "b", "span2_start": "c", "span2_end": "d",
+                  "label": "y"}}, "span1_start\n  Input should be a valid string"),
+    ({"splits": {"train": "a.tsv", "dev": "b.tsv"}}, "cannot tell the format of 'a.tsv'.*set format to one of jsonl"),
+    ({"metrics": ["pearson"]}, r"unknown metric\(s\) pearson for a span_pair task"),
+])
+def test_bad_custom_span_pair_specs(overrides: dict, message: str) -> None:
+    with pytest.raises(pydantic.ValidationError, match=message):
+        CustomTaskSpec.model_validate(custom_spec(**overrides))
+
+
+def test_the_custom_span_pair_example_trains_through_the_cli(tiny_encoder: Path, tmp_path: Path) -> None:
+    experiment = yaml.safe_load(EXAMPLE.read_text())
+    experiment.update(name="coref", encoder=str(tiny_encoder), tensorboard=False)
+    experiment["custom_tasks"][0]["splits"] = {s: str(EXAMPLE.parent / f) for s, f in
+                                               experiment["custom_tasks"][0]["splits"].items()}
+    experiment["stages"][0].update(max_steps=4, batch_size=8)
+    config = tmp_path / "coref.yaml"
+    config.write_text(yaml.safe_dump(experiment))
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--output-dir", str(out), "--no-progress"]) == 0
+    [target] = json.loads((out / "results.json").read_text())["targets"]
+    assert target["task"] == "my-coreference" and set(target["metrics"]) == {"accuracy", "f1"}
+    rows = (out / "pretrained" / "target" / "predictions" / "my-coreference-dev.tsv").read_text().splitlines()
+    assert len(rows) == 17 and {r.split("\t")[2] for r in rows[1:]} == {"no", "yes"}

@@ -23,6 +23,9 @@ these rules, in order:
 Anything else is a DataError naming the file and line.  The character span runs from the
 first matched word's core to the end of the last one's, so it excludes the punctuation
 and possessives rule 1 ignores.
+
+A YAML custom task of `kind: span_pair` reads JSONL rows that give both spans as
+character offsets (`SpanPairColumns`, example in examples/span_pair_custom_task.yaml).
 """
 
 from __future__ import annotations
@@ -32,9 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from pydantic import BaseModel, ConfigDict
+
 from taskmix.errors import DataError
 from taskmix.kinds.span_pair import SPAN_PAIR, CharSpan, SpanPairExample
 from taskmix.tasks.base import HubSource, SplitSource, Task
+from taskmix.tasks.custom import CustomKind, CustomTaskSpec, register_custom_kind
 from taskmix.tasks.readers import jsonl_rows
 from taskmix.tasks.registry import register_task
 from taskmix.tasks.superglue import BOOLEAN, SUPERGLUE_FILES, SUPERGLUE_HUB, SUPERGLUE_HUB_SPLITS
@@ -42,7 +48,7 @@ from taskmix.tasks.superglue import BOOLEAN, SUPERGLUE_FILES, SUPERGLUE_HUB, SUP
 PUNCTUATION = "\"'`.,;:!?()[]{}“”‘’"
 POSSESSIVES = ("'s", "’s")
 
-# (text, label index or None, uid) -> example; raises KeyError/ValueError/TypeError on a bad row.
+# (row, label index or None, uid) -> example; raises KeyError/ValueError/TypeError on a bad row.
 RowBuilder = Callable[[Mapping[str, Any], Any, str], SpanPairExample]
 
 
@@ -104,26 +110,63 @@ def wsc_hub_row(row: Mapping[str, Any], label: Any, uid: str) -> SpanPairExample
     return wsc_example(row["text"], row, label, uid)
 
 
-def wic_row(row: Mapping[str, Any], label: Any, uid: str) -> SpanPairExample:
-    """WiC's target word in both sentences, by its character offsets (the same fields in files and on the hub)."""
-    return SpanPairExample(text_a=row["sentence1"], text_b=row["sentence2"],
-                           span1=CharSpan(int(row["start1"]), int(row["end1"]), 0),
-                           span2=CharSpan(int(row["start2"]), int(row["end2"]), 1), label=label, uid=uid)
+def offset(row: Mapping[str, Any], key: str) -> int:
+    """A character offset cell: a JSON integer."""
+    value = row[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"field {key!r} should be a character offset (an integer), got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class OffsetSpans:
+    """Builds an example from text columns and four character-offset columns.
+
+    Span 1 lies in `text_a`; span 2 in `text_b` when there is one (a word in each sentence,
+    as in WiC), else in `text_a` too (two mentions in one text, as in WSC).
+    """
+
+    text_a: str
+    text_b: str | None
+    span1: tuple[str, str]
+    span2: tuple[str, str]
+
+    def __call__(self, row: Mapping[str, Any], label: Any, uid: str) -> SpanPairExample:
+        texts = [row[self.text_a]] + ([] if self.text_b is None else [row[self.text_b]])
+        for key, text in zip((self.text_a, self.text_b), texts):
+            if not isinstance(text, str):
+                raise ValueError(f"field {key!r} should be text, got {text!r}")
+        second = len(texts) - 1
+        return SpanPairExample(text_a=texts[0], text_b=texts[1] if second else None,
+                               span1=CharSpan(offset(row, self.span1[0]), offset(row, self.span1[1]), 0),
+                               span2=CharSpan(offset(row, self.span2[0]), offset(row, self.span2[1]), second),
+                               label=label, uid=uid)
+
+
+# WiC's target word in both sentences (the same fields in files and on the hub).
+wic_row = OffsetSpans("sentence1", "sentence2", ("start1", "end1"), ("start2", "end2"))
 
 
 @dataclass(frozen=True)
 class SpanPairJsonl:
-    """A SuperGLUE JSONL split read row by row with `build`; `labelled=False` for the test split."""
+    """A JSONL split read row by row with `build`; `labelled=False` for a test split.
+
+    `uid` is the id key (None: the 0-based row number); labels are parsed against `labels`
+    (JSON booleans read as "True"/"False").
+    """
 
     build: RowBuilder
     labelled: bool = True
+    labels: tuple[str, ...] = BOOLEAN
+    label: str = "label"
+    uid: str | None = "idx"
 
     def __call__(self, path: Path) -> list[SpanPairExample]:
         examples = []
-        for line, row in jsonl_rows(path):
+        for position, (line, row) in enumerate(jsonl_rows(path)):
             try:
-                label = SPAN_PAIR.parse_label(str(row["label"]), BOOLEAN) if self.labelled else None
-                examples.append(self.build(row, label, str(row["idx"])))
+                label = SPAN_PAIR.parse_label(str(row[self.label]), self.labels) if self.labelled else None
+                examples.append(self.build(row, label, str(position if self.uid is None else row[self.uid])))
             except KeyError as missing:
                 raise DataError(f"row has no field {missing}", path, line) from None
             except (TypeError, ValueError) as error:
@@ -155,3 +198,32 @@ WIC = register_task(span_pair_task(
     "wic", "wic", wic_row, wic_row, "WiC.jsonl",
     description="WiC: is the marked word used in the same sense in two sentences",
 ))
+
+
+# -- custom YAML tasks of kind span_pair: JSONL rows with character offsets -------------------
+
+
+class SpanPairColumns(BaseModel):
+    """JSON keys of a span_pair custom task: text(s), each span's character offsets [start, end), label, id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text_a: str
+    text_b: str | None = None
+    span1_start: str
+    span1_end: str
+    span2_start: str
+    span2_end: str
+    label: str
+    uid: str | None = None
+
+
+def custom_span_reader(spec: CustomTaskSpec, columns: BaseModel, fmt: str, labelled: bool) -> SpanPairJsonl:
+    """The JSONL reader of one split of a span_pair custom task (span placement as `OffsetSpans`)."""
+    assert isinstance(columns, SpanPairColumns)
+    build = OffsetSpans(columns.text_a, columns.text_b, (columns.span1_start, columns.span1_end),
+                        (columns.span2_start, columns.span2_end))
+    return SpanPairJsonl(build, labelled, tuple(spec.labels or ()), columns.label, columns.uid)
+
+
+register_custom_kind("span_pair", CustomKind(SPAN_PAIR, SpanPairColumns, {".jsonl": "jsonl"}, custom_span_reader))
