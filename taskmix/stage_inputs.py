@@ -3,8 +3,9 @@
 Two runs may share a finished stage only when they read the same bytes the same way: the
 contents of every split a task trains or validates on (or a pretraining task's corpora),
 the version of the code that turns those files into examples and features, and the
-encoder's starting weights (a model directory, word vectors, an earlier run's checkpoint).  File contents are hashed, not paths, so a copy of the data
-directory reuses the stage while an edited label does not.
+encoder's starting weights (a model directory, word vectors, an earlier run's checkpoint).
+File contents are hashed, not paths, so a copy of the data directory reuses the stage while
+an edited label does not.
 
 A reader's version is its qualified name and its `VERSION` attribute (1 when absent):
 a reader that starts to read the same file into different examples declares a higher

@@ -49,6 +49,9 @@ def test_pairs_mark_the_second_segment_and_each_sentence_is_cut_on_its_own():
     words = ["one", "two", "three", "five", "six", "seven"]
     assert split.input_ids(0).tolist() == [2, *map(glove_id, words[:3]), 3, *map(glove_id, words[3:]), 3]
     assert split.segment_starts.tolist() == [5]  # [CLS] a a a [SEP] | b b b [SEP]
+    texts, pairs = ["one two", "a b c"], ["it's", "x y"]
+    padded = tokenizer(texts, pairs, padding=True, return_offsets_mapping=True, return_tensors="pt")
+    assert padded["offset_mapping"][0].tolist() == [[0, 0], [0, 3], [4, 7], [0, 0], [0, 2], [2, 4], [0, 0], [0, 0]]
 
 
 def small_encoder(random: bool = False) -> BiLSTMEncoder:

@@ -30,14 +30,12 @@ SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]")
 Span = tuple[int, int]
 
 
-@functools.lru_cache(maxsize=None)
-def moses(language: str) -> sacremoses.MosesTokenizer:
-    return sacremoses.MosesTokenizer(lang=language)
+MOSES = sacremoses.MosesTokenizer(lang="en")
 
 
-def moses_words(text: str, max_words: int, language: str = "en") -> tuple[list[str], list[Span]]:
+def moses_words(text: str, max_words: int) -> tuple[list[str], list[Span]]:
     """The first `max_words` Moses tokens of `text` and their character spans in it."""
-    words = moses(language).tokenize(text, escape=False)
+    words = MOSES.tokenize(text, escape=False)
     spans: list[Span] = []
     position = 0
     for word in words:
@@ -72,11 +70,10 @@ class MosesWordTokenizer(PreTrainedTokenizerFast):
     backend to hash it takes seconds.
     """
 
-    def __init__(self, *args: Any, identity: dict[str, Any], max_words: int, language: str = "en", **kwargs: Any):
+    def __init__(self, *args: Any, identity: dict[str, Any], max_words: int, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.max_words = max_words
-        self.language = language
-        self.identity = {"class": type(self).__name__, "moses": language, "sacremoses": sacremoses.__version__,
+        self.identity = {"class": type(self).__name__, "moses": "en", "sacremoses": sacremoses.__version__,
                          "max_words": max_words, "negations": "penn", **identity}
 
     def _encode_plus(self, text, text_pair=None, *, is_split_into_words: bool = False,
@@ -85,11 +82,10 @@ class MosesWordTokenizer(PreTrainedTokenizerFast):
             return super()._encode_plus(text, text_pair, is_split_into_words=True,
                                         return_offsets_mapping=return_offsets_mapping, **kwargs)
         batched = not isinstance(text, str)
-        firsts = [moses_words(t, self.max_words, self.language) for t in (text if batched else [text])]
+        firsts = [moses_words(t, self.max_words) for t in (text if batched else [text])]
         seconds = None
         if text_pair is not None:
-            seconds = [moses_words(t, self.max_words, self.language)
-                       for t in (text_pair if batched else [text_pair])]
+            seconds = [moses_words(t, self.max_words) for t in (text_pair if batched else [text_pair])]
         encoded = super()._encode_plus(
             [w for w, _ in firsts] if batched else firsts[0][0],
             None if seconds is None else ([w for w, _ in seconds] if batched else seconds[0][0]),
