@@ -15,6 +15,7 @@ import logging
 import time
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,7 +28,7 @@ from taskmix.kinds.base import Features
 from taskmix.models.encoder import encoder_family
 from taskmix.runtime import Runtime
 from taskmix.task_refs import pretraining_name
-from taskmix.tasks import get_task, register_task
+from taskmix.tasks import get_task, load_split, register_task
 from taskmix.tasks.base import Task
 from taskmix.tasks.custom import build_custom_task
 from taskmix.transfer.logme import logme
@@ -89,15 +90,23 @@ class SelectionContext:
         self.cfg: ExperimentConfig = parse_experiment(dict(spec.base_experiment(), name=spec.name), spec.name)
         for custom in self.cfg.custom_tasks:
             register_task(build_custom_task(custom, config_dir), custom=True)
-        family = encoder_family(self.cfg.encoder.build_settings())
-        family.check()
-        cfg = self.cfg
-        self.rt = Runtime(family, data_dir, cfg.max_length, cfg.device, cfg.precision,
-                          Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads, cfg.eval_batch_size)
-        self.assembly = Assembly(cfg, family, self.rt, data_dir)
         self._memo: dict[Any, tuple[Any, float]] = {}
         self._charged = 0.0
         self._computing = 0.0
+
+    @cached_property
+    def assembly(self) -> Assembly:
+        """The encoder, tokenizer and task data, built at first use: `prior` and the baselines need no model."""
+        cfg = self.cfg
+        family = encoder_family(cfg.encoder.build_settings())
+        family.check()
+        rt = Runtime(family, self.data_dir, cfg.max_length, cfg.device, cfg.precision,
+                     Path(cfg.cache_dir) if cfg.cache_dir else None, cfg.threads, cfg.eval_batch_size)
+        return Assembly(cfg, family, rt, self.data_dir)
+
+    @property
+    def rt(self) -> Runtime:
+        return self.assembly.rt
 
     def cached(self, key: Any, compute: Callable[[], tuple[Any, float | None]]) -> Any:
         """`compute()` once per key, returning (value, seconds or None for its measured time); every use
@@ -251,8 +260,8 @@ def size(ctx: SelectionContext, selection: Selection) -> dict[str, float]:
     """Baseline: the number of training rows in the candidate's training splits (largest first)."""
     scores = {}
     for label, ref in selection.candidates.items():
-        data = ctx.rt.splits(ctx.labelled(ref, "size"))
-        rows = sum(len(data.examples(split)) for split in ref.train_splits)
+        task = ctx.labelled(ref, "size")
+        rows = sum(len(load_split(task, split, ctx.data_dir)) for split in ref.train_splits)
         scores[label] = float(rows - (ref.dev_holdout or 0))
     return scores
 
