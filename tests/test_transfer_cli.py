@@ -143,6 +143,8 @@ def test_evaluate_writes_the_quality_table(study: Path, data_dir: Path, capsys: 
     (["--target", "rte", "--candidates", "cola", "--method", "logme"], "pass --matrix"),
     (["--target", "rte", "--candidates", "nosuchtask"], "nosuchtask"),
     (["--target", "rte"], "--candidates is required"),
+    (["--target", "rte", "--candidates", "none"], "'none' is reserved"),
+    (["--target", "nosuchtarget", "--candidates", "cola"], "nosuchtarget"),
     (["--evaluate", "."], "not a transfer study"),
 ])
 def test_select_errors(args: list[str], message: str, tiny_encoder: Path, data_dir: Path, tmp_path: Path,

@@ -22,13 +22,16 @@ from taskmix.transfer.matrix import TransferMatrix, transfer_matrix
 from taskmix.transfer.predictors import PREDICTORS, Selection, SelectionContext
 from taskmix.transfer.quality import evaluate, quality_table, save_outcomes, summarise, target_entry
 from taskmix.transfer.report import transfer_blocks
-from taskmix.transfer.spec import INTERMEDIATE, TARGET, TransferSpec, load_transfer, save_transfer, saved_transfer
+from taskmix.transfer.spec import INTERMEDIATE, TARGET, TransferSpec, load_transfer, parse_transfer, saved_transfer
 
 log = logging.getLogger(__name__)
 
 
-def check_tasks(spec: TransferSpec) -> None:
-    """Unknown task names and corpus targets fail before any cell runs (custom tasks are checked by the run)."""
+def check_tasks(spec: TransferSpec, targets: list[TaskRef] | None = None) -> None:
+    """Unknown task names and corpus targets fail before anything runs (custom tasks are checked by the run).
+
+    `targets` replaces the file's targets (`taskmix select` asks about one target of its own).
+    """
     custom = {t.get("name") for t in spec.experiment.get("custom_tasks", []) if isinstance(t, dict)}
     for label, ref in spec.candidates.items():
         if ref.name not in custom:
@@ -36,7 +39,7 @@ def check_tasks(spec: TransferSpec) -> None:
                 labelled_task(INTERMEDIATE, ref)
             except ConfigError as exc:
                 raise ConfigError(f"candidates.{label}: {exc}") from None
-    for ref in spec.targets:
+    for ref in spec.targets if targets is None else targets:
         if pretraining_name(ref.name):
             raise ConfigError(f"targets: '{ref.name}' is a pretraining task; a target must be a labelled task")
         if ref.name not in custom:
@@ -108,18 +111,17 @@ def select(target: str, candidates: str | None, methods: str, matrix_arg: str | 
         if unknown:
             raise ConfigError(f"--candidates: {', '.join(unknown)} not in the transfer study's candidates "
                               f"({', '.join(spec.candidates)})")
-        chosen = {c: spec.candidates[c] for c in labels}
+        spec = spec.model_copy(update={"candidates": {c: spec.candidates[c] for c in labels}})
         config_dir = Path(matrix_arg).resolve().parent if Path(matrix_arg).is_file() else Path.cwd()
     else:
         if not candidates:
             raise ConfigError("--candidates is required without --matrix")
-        labels = [c for c in candidates.split(",") if c]
-        spec = TransferSpec(name="select", candidates={c: TaskRef(name=c) for c in labels},
-                            targets=[TaskRef(name=target)], experiment={"encoder": encoder})
-        chosen, study_dir, matrix, config_dir = dict(spec.candidates), None, None, Path.cwd()
-    check_tasks(TransferSpec(name=spec.name, candidates=chosen, targets=[TaskRef(name=target)],
-                             experiment=spec.experiment))
-    selection = Selection(target_entry(spec.targets, target), chosen)
+        spec = parse_transfer({"name": "select", "candidates": {c: c for c in candidates.split(",") if c},
+                               "targets": [target], "experiment": {"encoder": encoder}}, "taskmix select")
+        study_dir, matrix, config_dir = None, None, Path.cwd()
+    entry = target_entry(spec.targets, target)
+    check_tasks(spec, [entry])
+    selection = Selection(entry, dict(spec.candidates))
     ctx = SelectionContext(spec, data_dir, config_dir, study_dir, matrix, examples, seed, progress)
     results = {m: ctx.run(m, selection) for m in _methods(methods)}
     return selection_table(selection, results)

@@ -27,6 +27,7 @@ from taskmix.errors import ConfigError
 from taskmix.kinds.base import Features
 from taskmix.models.encoder import encoder_family
 from taskmix.runtime import Runtime
+from taskmix.stage_cache import StageCache
 from taskmix.task_refs import pretraining_name
 from taskmix.tasks import get_task, load_split, register_task
 from taskmix.tasks.base import Task
@@ -149,16 +150,19 @@ class SelectionContext:
 
     def intermediate_encoder(self, label: str) -> dict:
         """The candidate's intermediate encoder (first seed) from the study's stage cache, trained there if
-        missing; charged at the seconds its training took."""
+        missing; charged at the seconds its training took.  Read from disk at each use rather than kept:
+        ten MiniLM encoders would hold about a gigabyte."""
         if self.study_dir is None:
             raise ConfigError("this method needs the intermediate encoders of a transfer study: "
                               "pass --matrix STUDY_DIR (a directory of `taskmix transfer`, or its transfer file)")
         if label not in self.spec.candidates:
             raise ConfigError(f"candidate {label!r} is not in the transfer file; its candidates: "
                               f"{', '.join(self.spec.candidates)}")
-        return self.cached(("intermediate", label), lambda: self._intermediate(label))
+        key = self.cached(("intermediate", label), lambda: self._train_intermediate(label))
+        return StageCache(self.study_dir / "stages").load(key)[0]
 
-    def _intermediate(self, label: str) -> tuple[dict, float]:
+    def _train_intermediate(self, label: str) -> tuple[str, float]:
+        """The stage-cache key of the candidate's intermediate stage, trained if missing, and its training seconds."""
         from taskmix.experiment import ExperimentRunner
 
         assert self.study_dir is not None
@@ -172,8 +176,8 @@ class SelectionContext:
         if runner.stage_cache.load(key) is None:
             log.info("training the intermediate stage of %s (once; the transfer study reuses it)", label)
             runner.run()
-        encoder_state, _, restarts, _ = runner.stage_cache.load(key)
-        return encoder_state, float(sum(r["seconds"] for r in restarts))
+        _, _, restarts, _ = runner.stage_cache.load(key)
+        return key, float(sum(r["seconds"] for r in restarts))
 
 
 def _example_means(vectors: np.ndarray, encoded: EncodedRows) -> np.ndarray:
