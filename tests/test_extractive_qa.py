@@ -13,8 +13,8 @@ import torch
 import yaml
 
 from taskmix.cli import main
-from taskmix.config import StageConfig
-from taskmix.errors import DataError
+from taskmix.config import StageConfig, parse_experiment
+from taskmix.errors import ConfigError, DataError
 from taskmix.kinds.extractive_qa import (EXTRACTIVE_QA, Answer, AnswerSpan, QAExample, SpanFeatures, SpanHead,
                                          best_spans, normalize_answer)
 from taskmix.metrics import compute_metrics
@@ -65,6 +65,14 @@ def test_a_long_context_is_cut_into_windows_and_offsets_give_back_the_answer(min
     [answer] = SpanHead(16, 2).predict(logits, batch)
     start = LONG_CONTEXT.index(ANSWER)
     assert answer == AnswerSpan(start, start + len(ANSWER), ANSWER)
+
+
+def test_a_window_too_short_for_question_and_context_is_a_config_error(minilm_tokenizer) -> None:
+    with pytest.raises(ConfigError, match="max_length 18 is too short for extractive QA"):
+        EXTRACTIVE_QA.featurize([long_example()], minilm_tokenizer, 18)
+    long_question = QAExample("why " * 40 + "?", LONG_CONTEXT, long_example().answers)
+    features = EXTRACTIVE_QA.featurize([long_question], minilm_tokenizer, 32)
+    assert features.windows.segment_starts[0] == 1 + 14 + 1  # [CLS], half the 29-token budget, [SEP]
 
 
 def test_span_search_respects_order_and_maximum_length() -> None:
@@ -241,3 +249,30 @@ def test_xquad_run_through_the_cli_writes_answer_texts(tiny_encoder: Path, data_
         assert predicted in dev[uid].context and gold == dev[uid].answers[0].text
         predictions[i], labels[i] = AnswerSpan(0, 0, predicted), (gold,)
     assert compute_metrics(get_task("xquad-en"), predictions, labels) == pytest.approx(target["metrics"])
+
+
+def test_custom_extractive_qa_task_from_yaml_trains_and_submits(tmp_path: Path, tiny_encoder: Path) -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "extractive_qa_custom_task.yaml"
+    out = tmp_path / "custom"
+    assert main(["run", str(example), "--output-dir", str(out), "--no-progress", "--set", "stages.0.max_steps=2",
+                 "--set", f"encoder={tiny_encoder}"]) == 0
+    [target] = json.loads((out / "results.json").read_text())["targets"]
+    assert target["task"] == "my-qa" and set(target["metrics"]) == {"squad_em", "squad_f1"}
+    stage_dir = out / "pretrained" / "target"
+    dev_rows = (stage_dir / "predictions" / "my-qa-dev.tsv").read_text().splitlines()
+    assert [r.split("\t")[2] for r in dev_rows[1:]] == ["five", "1602", "A wider steel bridge", "walkers"]
+    context = "The orchard grows forty varieties of apple and harvests them between August and October."
+    submission = [r.split("\t") for r in (stage_dir / "submission" / "my-qa.tsv").read_text().splitlines()]
+    assert submission[0] == ["index", "prediction"] and [r[0] for r in submission[1:]] == ["x1", "x2"]
+    assert all(r[1] in context for r in submission[1:])
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"columns": {"question": "q"}}, "unknown key 'custom_tasks.0.question'"),
+    ({"splits": {"train": "a.tsv", "dev": "b.json"}}, "cannot tell the format of 'a.tsv' .* one of squad"),
+])
+def test_custom_extractive_qa_task_reads_squad_json_without_columns(change: dict, message: str) -> None:
+    task = {"name": "q", "kind": "extractive_qa", "splits": {"train": "a.json", "dev": "b.json"}, "columns": {},
+            **change}
+    with pytest.raises(ConfigError, match=message):
+        parse_experiment({"custom_tasks": [task], "stages": [{"name": "s", "tasks": ["q"]}]})

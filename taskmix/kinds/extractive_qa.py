@@ -36,11 +36,13 @@ from taskmix.models.heads import Head, register_head
 from taskmix.training.features import TOKENIZE_CHUNK, TokenizedSplit
 
 # Longest predicted answer, in tokens: the usual SQuAD setting (BERT's and Hugging Face's default).
+# A head argument, fixed for tasks built from configs: `build_head` passes no per-task settings.
 MAX_ANSWER_LENGTH = 30
 # `num_outputs` of a span task, read by Muppet's 1/log n loss scaling: the loss is a softmax over
 # the positions of a window, so n is the number of positions, taken as the default window of 128
 # tokens (log 128 = 4.85 is the loss of a uniform start/end guess).  With n = 2 (the head's two
-# scores per token) a QA loss at chance would weigh about 7 times a classification loss at chance.
+# scores per token) a QA loss at chance would weigh about 7 times a classification loss at chance;
+# with 128, log_classes brings both to 1.
 SCALED_POSITIONS = 128
 # Score of padding positions: far below any real score yet finite, so softmaxes give them zero
 # probability without NaN in the loss or R3F's KL term.

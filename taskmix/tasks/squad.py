@@ -1,4 +1,5 @@
-"""SQuAD v1.1 JSON files (data → articles → paragraphs → qas) and XQuAD-en, split by article.
+"""SQuAD v1.1 JSON files (data → articles → paragraphs → qas), XQuAD-en split by article, and
+custom tasks of kind `extractive_qa` on SQuAD JSON files.
 
 XQuAD's English file is 1,190 questions of the SQuAD v1.1 dev set (48 articles, one gold
 answer each) and has no training split of its own.  It is split by article, so no context is
@@ -15,9 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict
+
 from taskmix.errors import DataError
 from taskmix.kinds.extractive_qa import EXTRACTIVE_QA, Answer, QAExample
 from taskmix.tasks.base import SplitSource, Task
+from taskmix.tasks.custom import CustomKind, CustomTaskSpec, register_custom_kind
 from taskmix.tasks.registry import register_task
 
 XQUAD_FILE = "xquad/xquad.en.json"
@@ -113,3 +117,17 @@ XQUAD_EN = register_task(Task(
     description="XQuAD-en: SQuAD v1.1 extractive QA on 48 articles, split by article "
                 "(36 train / 12 dev); not comparable with SQuAD dev scores",
 ))
+
+
+class SquadColumns(BaseModel):
+    """A SQuAD JSON file names its own fields, so a custom task's `columns:` is empty (`{}`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def custom_squad_reader(spec: CustomTaskSpec, columns: BaseModel, fmt: str, labelled: bool) -> SquadReader:
+    """Every article of the file; a test split's answers, if any, are not read."""
+    return SquadReader(labelled=labelled)
+
+
+register_custom_kind("extractive_qa", CustomKind(EXTRACTIVE_QA, SquadColumns, {".json": "squad"}, custom_squad_reader))
