@@ -70,7 +70,7 @@ class CustomTaskSpec(BaseModel):
     splits: dict[SplitName, str]
     format: str | None = None
     header: bool = True
-    columns: dict[str, Column]
+    columns: dict[str, Column] = Field(default_factory=dict)
     labels: list[str] | None = None
     metrics: list[str] = Field(default_factory=list)
     _columns: BaseModel = PrivateAttr()
