@@ -154,6 +154,18 @@ def test_conll2000_tag_sets_and_fixed_dev_split(data_dir: Path) -> None:
     assert chunk.num_classes == 23 and pos.num_classes == 44
 
 
+def test_tasks_command_lists_the_conll2000_tasks(data_dir: Path, monkeypatch, capsys) -> None:
+    import taskmix.tasks
+
+    monkeypatch.setattr(taskmix.tasks, "all_tasks", lambda: [get_task("conll2000-chunk"), get_task("conll2000-pos")])
+    assert main(["tasks", "--data-dir", str(data_dir)]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| conll")]
+    assert [(r[0], r[1], r[3], r[4]) for r in rows] == [
+        ("| conll2000-chunk", "tagging", "chunk_f1", "train (7936); dev (1000); test (2012) |"),
+        ("| conll2000-pos", "tagging", "token_accuracy", "train (7936); dev (1000); test (2012) |"),
+    ]
+
+
 def test_tag_features_round_trip_through_the_token_cache(data_dir: Path, minilm_tokenizer, tmp_path: Path) -> None:
     task = get_task("conll2000-chunk")
     examples = load_split(task, "test", data_dir)[:40]

@@ -116,13 +116,16 @@ class TagFeatures:
 
     @staticmethod
     def from_arrays(arrays: Mapping[str, np.ndarray], uids: list[str]) -> "TagFeatures":
-        ids, offsets, word_offsets = arrays["ids"], np.asarray(arrays["offsets"]), np.asarray(arrays["word_offsets"])
-        n = len(offsets) - 1
-        rows = TokenizedSplit(ids=ids, offsets=offsets, segment_starts=np.diff(offsets).astype(np.int32),
-                              labels=np.zeros(n, dtype=np.int64), uids=uids)
-        cut = word_offsets[1:-1]
-        return TagFeatures(rows, object_rows(np.split(np.asarray(arrays["positions"]), cut)),
+        cut = np.asarray(arrays["word_offsets"])[1:-1]
+        return TagFeatures(single_segment(arrays["ids"], np.asarray(arrays["offsets"]), uids),
+                           object_rows(np.split(np.asarray(arrays["positions"]), cut)),
                            object_rows(np.split(np.asarray(arrays["tags"]), cut)), uids)
+
+
+def single_segment(ids: np.ndarray, offsets: np.ndarray, uids: list[str]) -> TokenizedSplit:
+    """Token rows of one segment each; their labels live in `TagFeatures`, not here."""
+    return TokenizedSplit(ids=ids, offsets=offsets, segment_starts=np.diff(offsets).astype(np.int32),
+                          labels=np.zeros(len(offsets) - 1, dtype=np.int64), uids=uids)
 
 
 @register_head("tagging")
@@ -130,7 +133,7 @@ class TaggingHead(Head):
     """A linear layer over the token vector of each word's first sub-token.
 
     Logits are (scored words of the batch, tags) in row-major order, so the R3F term is the
-    symmetric KL averaged over words.
+    symmetric KL averaged over words (none for a batch without a scored word).
     """
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
@@ -161,8 +164,8 @@ class TaggingHead(Head):
             start += scored
         return out
 
-    def distribution_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        return logits
+    def distribution_logits(self, logits: torch.Tensor) -> torch.Tensor | None:
+        return logits if len(logits) else None
 
 
 def word_positions(word_ids: Sequence[int | None], words: int) -> np.ndarray:
@@ -199,13 +202,11 @@ class TaggingKind(ChoiceScoring):
                                 max_length=max_length, return_token_type_ids=False, return_attention_mask=False)
             ids.extend(encoded["input_ids"])
             positions.extend(word_positions(encoded.word_ids(i), len(e.words)) for i, e in enumerate(chunk))
-        flat, offsets = ragged([np.asarray(row) for row in ids], np.int32)
         uids = [e.uid for e in examples]
-        rows = TokenizedSplit(ids=flat, offsets=offsets, segment_starts=np.diff(offsets).astype(np.int32),
-                              labels=np.zeros(len(examples), dtype=np.int64), uids=uids)
         tags = [np.full(len(e.words), MISSING, dtype=np.int64) if e.tags is None else np.asarray(e.tags, dtype=np.int64)
                 for e in examples]
-        return TagFeatures(rows, object_rows(positions), object_rows(tags), uids)
+        return TagFeatures(single_segment(*ragged([np.asarray(row) for row in ids], np.int32), uids),
+                           object_rows(positions), object_rows(tags), uids)
 
     def load_features(self, arrays: Mapping[str, np.ndarray], uids: list[str]) -> TagFeatures:
         return TagFeatures.from_arrays(arrays, uids)
