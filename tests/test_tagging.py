@@ -75,10 +75,10 @@ def test_head_loss_and_predictions_over_first_sub_tokens() -> None:
     expected = -(torch.log_softmax(scores[0, 1], 0)[2] + torch.log_softmax(scores[0, 3], 0)[0]
                  + torch.log_softmax(scores[1, 1], 0)[1]) / 3
     assert torch.allclose(head.loss(logits, batch), expected)
-    best = scores.argmax(-1)
+    best = scores.argmax(-1).tolist()
     first_row, second_row = head.predict(logits, batch)
-    assert first_row.tolist() == [best[0, 1], best[0, 3], MISSING, best[0, 4]]
-    assert second_row.tolist() == [best[1, 1], best[1, 2]]
+    assert first_row.tolist() == [best[0][1], best[0][3], MISSING, best[0][4]]
+    assert second_row.tolist() == [best[1][1], best[1][2]]
     assert head.loss(logits, {**batch, "labels": torch.full((2, 6), IGNORE)}).item() == 0.0
 
 
