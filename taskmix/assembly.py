@@ -65,9 +65,15 @@ class Assembly:
                     raise ConfigError(f"stage '{stage.name}': separate: true is only allowed on a pipeline's last stage")
 
     def fresh_model(self, encoder_state: dict | None) -> MultiTaskModel:
-        """A model with the pretrained encoder (or the given encoder state) and no heads."""
+        """A model with the pretrained encoder (or the given encoder state) and no heads.
+
+        Weights an encoder draws at build (a BiLSTM from scratch, a layer mix) come from the experiment's seed,
+        so the same experiment starts from the same encoder in every process.
+        """
         if self._encoder is None:
-            self._encoder = self.family.build()
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.cfg.seed)
+                self._encoder = self.family.build()
             self._pretrained_state = copy.deepcopy(self._encoder.state_dict())
         self._encoder.load_state_dict(encoder_state or self._pretrained_state)
         return MultiTaskModel(self._encoder).to(self.rt.device)

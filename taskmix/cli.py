@@ -218,6 +218,52 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return number
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from taskmix.runlock import claim_run_dir
+    from taskmix.study.report import write_report
+    from taskmix.transfer.commands import matrix_markdown, prepare_transfer
+    from taskmix.transfer.spec import save_transfer
+
+    setup_logging()
+    spec, study_dir, runner = prepare_transfer(Path(args.transfer), data_dir_arg(args.data_dir), args.output_dir,
+                                               not args.no_progress)
+    with claim_run_dir(study_dir, "study directory"):
+        setup_logging(study_dir / "log.txt")
+        save_transfer(study_dir, spec)
+        summary = runner.run()
+    write_report(study_dir)
+    print(matrix_markdown(study_dir))
+    log.info("transfer matrix in %s: %s; report %s", study_dir, ", ".join(f"{k} {v}" for k, v in summary.items()),
+             study_dir / "report.md")
+    return 1 if summary.get("failed") else 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from taskmix.transfer import commands
+
+    setup_logging()
+    data_dir = data_dir_arg(args.data_dir)
+    if args.evaluate:
+        if args.target or args.candidates or args.matrix:
+            raise ConfigError("--evaluate STUDY_DIR takes its targets and candidates from the study; "
+                              "leave out --target, --candidates and --matrix")
+        print(commands.evaluate_study(args.evaluate, args.method, data_dir, args.examples, args.seed,
+                                      not args.no_progress))
+        return 0
+    if not args.target:
+        raise ConfigError("--target is required (or --evaluate STUDY_DIR)")
+    print(commands.select(args.target, args.candidates, args.method, args.matrix, args.encoder, data_dir,
+                          args.examples, args.seed, not args.no_progress))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="taskmix", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -257,6 +303,33 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("study_dir")
     report.add_argument("--baseline", help="row (pipeline) to compute deltas against, e.g. 'minilm'")
     report.set_defaults(func=cmd_report)
+
+    transfer = sub.add_parser("transfer", help="train every candidate intermediate task before every target "
+                                               "and write the transfer matrix")
+    transfer.add_argument("transfer", help="transfer YAML (candidates, targets, seeds, stage settings)")
+    transfer.add_argument("--data-dir")
+    transfer.add_argument("--output-dir", help="study directory (default: runs/<name>)")
+    transfer.add_argument("--no-progress", action="store_true")
+    transfer.set_defaults(func=cmd_transfer)
+
+    select = sub.add_parser("select", help="rank candidate intermediate tasks for a target without "
+                                           "fine-tuning every pair, or evaluate the methods against a matrix")
+    select.add_argument("--target", help="target task")
+    select.add_argument("--candidates", help="comma-separated candidates (task names; with --matrix, the "
+                                             "transfer file's labels, default all)")
+    select.add_argument("--method", default="textemb",
+                        help="comma-separated methods: textemb, logme, prior, size, random (default textemb)")
+    select.add_argument("--matrix", metavar="STUDY",
+                        help="transfer study directory (or its transfer YAML): candidates' settings, "
+                             "intermediate encoders (logme) and measured gains (prior)")
+    select.add_argument("--evaluate", metavar="STUDY_DIR",
+                        help="score every method leave-one-target-out against this study's matrix")
+    select.add_argument("--encoder", default="minilm", help="encoder without --matrix (default minilm)")
+    select.add_argument("--examples", type=positive_int, default=1000, help="inputs read per task (default 1000)")
+    select.add_argument("--seed", type=int, default=0, help="seed of the input sample and of `random`")
+    select.add_argument("--data-dir")
+    select.add_argument("--no-progress", action="store_true")
+    select.set_defaults(func=cmd_select)
     return parser
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 from taskmix.cache import digest
 from taskmix.errors import ConfigError, clip
@@ -79,10 +80,30 @@ class R3FConfig(Strict):
     noise: Literal["normal", "uniform"] = "normal"
 
 
+# Named training recipes a stage can ask for (`recipe:`); they fill the fields the stage leaves unset.
+# The `sesame_*` recipes are seed 000 App. B's training of non-BERT models: AMSGrad, lr 1e-4 when
+# pretraining on a classification or regression task and 3e-4 on a target task, LR x0.5 after more
+# than 4 validations without improvement, stop once the LR falls below 1e-6, early stop after more
+# than 20, validation every 1000 steps x the number of tasks (`validate_every` counts per task), and
+# dropout 0.2 in the pretraining task's classifier.  The appendix names no weight decay or warmup:
+# the recipes use neither.  They set no length: training ends by its stopping rules within
+# `max_epochs`/`max_steps`.
+SESAME_RECIPE: dict[str, Any] = {
+    "optimizer": "amsgrad", "weight_decay": 0.0, "scheduler": "plateau", "warmup": 0.0, "lr_decay_factor": 0.5,
+    "lr_decay_patience": 4, "min_lr": 1e-6, "patience": 20, "validate_every": 1000,
+}
+RECIPES: dict[str, dict[str, Any]] = {
+    "sesame_pretrain": {**SESAME_RECIPE, "lr": 1e-4, "dropout": 0.2},
+    "sesame_target": {**SESAME_RECIPE, "lr": 3e-4},
+}
+
+
 class StageConfig(Strict):
     """One training phase on one mixture of tasks, with a fresh optimizer."""
 
     name: str
+    recipe: Literal["sesame_pretrain", "sesame_target"] | None = Field(
+        default=None, description="a named recipe (RECIPES) filling the training settings the stage leaves unset")
     tasks: list[TaskRef]
     separate: bool = False
     keep_heads: bool = False
@@ -113,6 +134,14 @@ class StageConfig(Strict):
     predict_test: bool = True
     task_ids: bool = Field(default=False, description="add a learned task-id embedding (pretraining tasks, seed 003)")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_recipe(cls, data: Any) -> Any:
+        """Explicit settings win over the recipe's: only the keys the stage does not give are filled."""
+        if isinstance(data, dict) and data.get("recipe") in RECIPES:
+            return {**RECIPES[data["recipe"]], **data}
+        return data
+
     @field_validator("validate_every")
     @classmethod
     def _positive_interval(cls, value: int | str) -> int | str:
@@ -135,27 +164,111 @@ class StageConfig(Strict):
         return value
 
 
-class EncoderConfig(Strict):
-    """Settings of the encoder family (`taskmix.models.encoder`) that builds the encoder and its tokenizer:
-    `name` (bundled short name, hub id or local path) and the row name `label` in results tables."""
+class EncoderSettings(Strict):
+    """What every encoder family's settings share: the row name `label` in results tables."""
 
-    family: Literal["hf"] = "hf"
-    name: str = "minilm"
     label: str | None = Field(default=None, min_length=1,
                               description="row name in results tables (default: the name, or a local "
                                           "path's directory name)")
-    gradient_checkpointing: bool = False
 
     def build_settings(self) -> dict[str, Any]:
         """What builds the encoder (and keys cached stages): everything but the cosmetic `label`."""
         return self.model_dump(mode="json", exclude={"label"})
 
 
+class TopBiLSTMConfig(Strict):
+    """A BiLSTM trained on top of a frozen contextual encoder's mixed layers (seed 001's intermediate ELMo)."""
+
+    hidden: int = Field(default=256, gt=0, description="units per direction")
+    layers: int = Field(default=2, gt=0)
+
+
+class HFEncoderConfig(EncoderSettings):
+    """A Hugging Face encoder: `name` (bundled short name, hub id or local path).
+
+    `layer_mix` turns it into seed 001's frozen contextual encoder: the transformer is frozen and
+    its hidden layers are combined by trained ELMo-style scalar-mix weights, optionally with a
+    BiLSTM trained on top (`bilstm_on_top`).
+    """
+
+    family: Literal["hf"] = "hf"
+    name: str = "minilm"
+    gradient_checkpointing: bool = False
+    layer_mix: bool = False
+    bilstm_on_top: TopBiLSTMConfig | None = None
+
+    def build_settings(self) -> dict[str, Any]:
+        """Without the layer-mix settings when they are off, so a plain encoder keeps the record (checkpoints,
+        stage-cache keys) it had before layer mixing existed."""
+        exclude = {"label"} | (set() if self.layer_mix else {"layer_mix", "bilstm_on_top"})
+        return self.model_dump(mode="json", exclude=exclude)
+
+    @model_validator(mode="after")
+    def _mix_settings(self) -> "HFEncoderConfig":
+        if self.bilstm_on_top is not None and not self.layer_mix:
+            raise ValueError("bilstm_on_top runs on the mixed layers of a frozen encoder: set layer_mix: true")
+        if self.layer_mix and self.gradient_checkpointing:
+            raise ValueError("gradient_checkpointing saves memory of a fine-tuned transformer; with layer_mix "
+                             "the transformer is frozen and needs no backward pass")
+        return self
+
+
+class BiLSTMEncoderConfig(EncoderSettings):
+    """A BiLSTM over frozen word vectors with a skip connection (seed 001 §5); `random: true` never trains it.
+
+    Width is per direction (seed 001 uses 1024; the default is sized for a CPU).
+    """
+
+    family: Literal["bilstm"]
+    hidden: int = Field(default=256, gt=0, description="LSTM units per direction")
+    layers: int = Field(default=2, gt=0)
+    dropout: float = Field(default=0.2, ge=0, lt=1, description="after the input layer and each LSTM layer")
+    max_words: int = Field(default=40, gt=0, description="Moses tokens kept per sentence (seed 000 App. B)")
+    vectors: Literal["glove-6b-50d"] = "glove-6b-50d"
+    random: bool = Field(default=False, description="random weights, frozen in every stage (seed 001's Random row)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_transformer_settings(cls, data: Any) -> Any:
+        misplaced = [k for k in ("name", "layer_mix", "bilstm_on_top", "gradient_checkpointing")
+                     if isinstance(data, dict) and k in data]
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)}: settings of Hugging Face encoders (family: hf), "
+                             f"not of a bilstm")
+        return data
+
+
+class CheckpointEncoderConfig(EncoderSettings):
+    """The encoder of an earlier run's `checkpoint.pt` (any family), rebuilt from its record; heads are dropped."""
+
+    family: Literal["checkpoint"] = "checkpoint"
+    checkpoint: str = Field(min_length=1, description="path of a checkpoint.pt written by `taskmix run` "
+                                                      "(relative paths from the working directory)")
+
+
+ENCODER_TAGS = ("hf", "bilstm", "checkpoint")
+
+
+def _encoder_family(value: Any) -> str:
+    """The family of an `encoder:` mapping: as given, `checkpoint` when it names one, else `hf`."""
+    if isinstance(value, dict):
+        return value.get("family") or ("checkpoint" if "checkpoint" in value else "hf")
+    return getattr(value, "family", "hf")
+
+
+EncoderConfig = Annotated[
+    Annotated[HFEncoderConfig, Tag("hf")] | Annotated[BiLSTMEncoderConfig, Tag("bilstm")]
+    | Annotated[CheckpointEncoderConfig, Tag("checkpoint")],
+    Discriminator(_encoder_family, custom_error_type="encoder_family",
+                  custom_error_message=f"family must be one of: {', '.join(ENCODER_TAGS)}"),
+]
+
+
 class ExperimentConfig(Strict):
     """An encoder plus ordered stages; `pipelines` optionally compares several stage sequences."""
 
     name: str = "experiment"
-    encoder: EncoderConfig = EncoderConfig()
+    encoder: EncoderConfig = HFEncoderConfig()
     seed: int = Field(default=1, ge=0, le=MAX_SEED)
     max_length: int = Field(default=128, ge=8)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
@@ -263,11 +376,19 @@ def list_index(items: list, part: str, where: str) -> int:
     raise ConfigError(f"{where}: no item named {part!r}")
 
 
+def error_path(loc: tuple) -> str:
+    """A problem's dotted key path as the user writes it: without the family tag pydantic puts after `encoder`."""
+    parts = [str(p) for p in loc]
+    if len(parts) > 1 and parts[0] == "encoder" and parts[1] in ENCODER_TAGS:
+        del parts[1]
+    return ".".join(parts) or "(top level)"
+
+
 def format_validation_error(source: str, exc: ValidationError) -> str:
     """One readable line per problem, naming the key path."""
     lines = []
     for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        where = error_path(err["loc"])
         if err["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{where}'")
         else:

@@ -9,30 +9,15 @@ import torch
 
 import taskmix.pretraining  # noqa: F401  (registers the pretraining head kinds checkpoints may name)
 from taskmix import metrics as glue_metrics
+from taskmix.checkpoints import read_checkpoint
 from taskmix.diagnostic import diagnostic_table_markdown, is_nli, score_diagnostic, to_nli_order
-from taskmix.errors import CheckpointError, ConfigError
+from taskmix.errors import ConfigError
 from taskmix.models.encoder import encoder_family
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
-from taskmix.rundir import load_torch
 from taskmix.runtime import Runtime
 from taskmix.submission import write_submission
 from taskmix.tasks import get_task
-
-
-
-CHECKPOINT_KEYS = ("encoder", "max_length", "heads", "state_dict")
-
-
-def read_checkpoint(path: Path) -> dict:
-    """A run's checkpoint, loaded without unpickling anything but tensors and plain data."""
-    if not path.is_file():
-        raise ConfigError(f"{path}: checkpoint not found")
-    saved = load_torch(path)
-    missing = [k for k in CHECKPOINT_KEYS if not isinstance(saved, dict) or k not in saved]
-    if missing:
-        raise CheckpointError(f"{path}: not a checkpoint written by `taskmix run` (no {', '.join(missing)})")
-    return saved
 
 
 def model_from_checkpoint(saved: dict, device: torch.device) -> MultiTaskModel:

@@ -20,7 +20,7 @@ import numpy as np
 from taskmix.assembly import Assembly
 from taskmix.config import EncoderConfig, ExperimentConfig, StageConfig, TaskRef
 from taskmix.file_digests import FileDigests
-from taskmix.models.encoder import encoder_family, encoder_label
+from taskmix.models.encoder import encoder_family
 from taskmix.restarts import GroupOutcome, RestartResult, RestartRunner
 from taskmix.run_outputs import GroupWriter, diagnostic_scores
 from taskmix.runtime import Runtime
@@ -56,7 +56,7 @@ def stage_label(stage: StageConfig) -> str:
 def pipeline_label(encoder: EncoderConfig, stages: list[StageConfig]) -> str:
     """Row name of a pipeline: the encoder's label and the stages before the target columns."""
     *prefix, final = stages
-    parts = [encoder_label(encoder.name, encoder.label)] + [stage_label(s) for s in prefix]
+    parts = [encoder.label or encoder_family(encoder.build_settings()).row_label()] + [stage_label(s) for s in prefix]
     if len(final.tasks) > 1 and not final.separate:
         parts.append("mtl" + stage_label(final))
     return " → ".join(parts)
@@ -82,6 +82,7 @@ class ExperimentRunner:
         self.assembly.check_tasks()
         self.restarts = RestartRunner(cfg, self.assembly, self.stage_cache, progress)
         self.writer = GroupWriter(self.rt, family, cfg.max_length)
+        self.family = family
         self._encoder_identity: dict | None = None
 
     def group_key(self, prefix: list[StageConfig], stage: StageConfig, refs: list[TaskRef]) -> str:
@@ -89,7 +90,7 @@ class ExperimentRunner:
         every file those stages read (see `stage_inputs`)."""
         cfg = self.cfg
         if self._encoder_identity is None:
-            self._encoder_identity = encoder_identity(cfg.encoder.name, self.digests)
+            self._encoder_identity = encoder_identity(self.family.weight_source(), self.digests)
         read_by = [ref for earlier in prefix for ref in earlier.tasks] + refs
         read = [task_data_identity(ref, self.data_dir, self.digests) for ref in read_by]
         if distributed.is_main():

@@ -3,8 +3,9 @@
 Two runs may share a finished stage only when they read the same bytes the same way: the
 contents of every split a task trains or validates on (or a pretraining task's corpora),
 the version of the code that turns those files into examples and features, and the
-encoder's starting weights.  File contents are hashed, not paths, so a copy of the data
-directory reuses the stage while an edited label does not.
+encoder's starting weights (a model directory, word vectors, an earlier run's checkpoint).
+File contents are hashed, not paths, so a copy of the data directory reuses the stage while
+an edited label does not.
 
 A reader's version is its qualified name and its `VERSION` attribute (1 when absent):
 a reader that starts to read the same file into different examples declares a higher
@@ -18,7 +19,6 @@ from typing import Any
 
 from taskmix.config import TaskRef
 from taskmix.file_digests import FileDigests
-from taskmix.models.encoder import resolve_model_path
 from taskmix.pretraining.tokenized import CACHE_VERSION as CORPUS_VERSION
 from taskmix.tasks import get_task, split_file
 from taskmix.tasks.loading import hub_source, reader_version
@@ -27,11 +27,14 @@ from taskmix.task_refs import corpus_path, dev_split_names, pretraining_name
 from taskmix.training.features import FEATURE_VERSION
 
 
-def encoder_identity(name: str, digests: FileDigests) -> dict[str, Any]:
-    """A local (or bundled) encoder by the contents of its files; a hub encoder by its name."""
-    path = Path(resolve_model_path(name))
+def encoder_identity(source: str | None, digests: FileDigests) -> dict[str, Any]:
+    """The encoder's starting weights (`EncoderFamily.weight_source`): a local file or directory by the contents
+    of its files, a hub encoder by its name, nothing when the settings and seed alone determine them."""
+    if source is None:
+        return {}
+    path = Path(source)
     if not path.exists():
-        return {"hub": name}
+        return {"hub": source}
     if path.is_file():
         return {"files": {path.name: digests.digest(path)}}
     files = sorted(p for p in path.rglob("*")

@@ -13,13 +13,16 @@ from taskmix.mixture.sampling import SAMPLING_POLICIES
 from taskmix.mixture.scaling import SCALING_POLICIES
 from taskmix.mixture.schedules import SCHEDULES
 from taskmix.study.grid import expand, load_study
+from taskmix.transfer.commands import check_tasks
+from taskmix.transfer.spec import load_transfer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 STUDIES = {"sampling_study.yaml": 32, "stilts_study.yaml": 12}
+TRANSFERS = {"transfer_matrix.yaml": 18}
 README = EXAMPLES.parent / "README.md"
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml") if p.name not in STUDIES))
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml") if p.name not in STUDIES | TRANSFERS))
 def test_experiment_examples_parse(name):
     cfg = load_experiment(EXAMPLES / name)
     assert cfg.stages
@@ -29,6 +32,14 @@ def test_experiment_examples_parse(name):
 def test_study_examples_expand(name, cells):
     spec = load_study(EXAMPLES / name)
     assert len(expand(spec, validate=lambda e: parse_experiment(dict(e, name=spec.name)))) == cells
+
+
+@pytest.mark.parametrize("name,cells", sorted(TRANSFERS.items()))
+def test_transfer_examples_expand(name, cells):
+    spec = load_transfer(EXAMPLES / name)
+    check_tasks(spec)
+    study = spec.to_study()
+    assert len(expand(study, validate=lambda e: parse_experiment(dict(e, name=spec.name)))) == cells
 
 
 def readme_choices(key: str) -> set[str]:

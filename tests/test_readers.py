@@ -27,14 +27,14 @@ OFFICIAL_COUNTS = [
     ("superglue-rte", "test", 3000),
     ("cb", "train", 250), ("cb", "dev", 56), ("cb", "test", 250),
     ("boolq", "dev", 3270), ("wic", "dev", 638),
+    ("wsc", "train", 554), ("wsc", "dev", 104), ("wsc", "test", 146),
     ("snli", "dev", 9842), ("snli", "test", 9824), ("snli", "train_0.01", 5498),
 ]
 
 # SuperGLUE files with no task here (multiple choice, spans, diagnostic): read generically.
 RAW_JSONL_COUNTS = [
     ("superglue/copa/train.jsonl", "premise", 400), ("superglue/copa/val.jsonl", "premise", 100),
-    ("superglue/copa/test.jsonl", "premise", 500), ("superglue/wsc/train.jsonl", "text", 554),
-    ("superglue/wsc/val.jsonl", "text", 104), ("superglue/wsc/test.jsonl", "text", 146),
+    ("superglue/copa/test.jsonl", "premise", 500),
     ("superglue/ax-g/WinoGender.jsonl", "premise", 356),
 ]
 

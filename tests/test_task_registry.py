@@ -23,7 +23,7 @@ SUBMISSIONS = {
     "mnli": {"test_matched": "MNLI-m.tsv", "test_mismatched": "MNLI-mm.tsv"},
     "qnli": {"test": "QNLI.tsv"}, "rte": {"test": "RTE.tsv"}, "wnli": {"test": "WNLI.tsv"},
     "ax": {"test": "AX.tsv"}, "superglue-rte": {"test": "RTE.jsonl"}, "cb": {"test": "CB.jsonl"},
-    "boolq": {"test": "BoolQ.jsonl"}, "wic": {"test": "WiC.jsonl"},
+    "boolq": {"test": "BoolQ.jsonl"}, "wic": {"test": "WiC.jsonl"}, "wsc": {"test": "WSC.jsonl"},
 }
 
 

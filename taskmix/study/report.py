@@ -5,6 +5,7 @@ PNG files in `report_files/`) and a self-contained `report.html`.  Each section 
 no data says so in one line instead of failing, so a report can be drawn mid-study.
 The pivot tables declared under `tables:` of the study file are read from the spec saved
 in the study directory (`specfile.save_study_spec`); without it they are skipped.
+A study run by `taskmix transfer` also gets the transfer matrix sections (`taskmix.transfer.report`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def write_report(study_dir: str | Path, baseline: str | None = None) -> tuple[Pa
         studies = sorted({c["study"] for c in store.cells()})
         title = f"Study report: {', '.join(studies) or study_dir.name}"
         blocks = build_report(store, baseline, title, study)
+        blocks += _transfer_sections(store, study_dir)
     for block in blocks:
         if isinstance(block, Figure):
             write_bytes(study_dir / FIGURE_DIR / block.name, block.png)
@@ -46,6 +48,14 @@ def write_report(study_dir: str | Path, baseline: str | None = None) -> tuple[Pa
     write_text(md_path, to_markdown(blocks, FIGURE_DIR))
     write_text(html_path, to_html(blocks, title))
     return md_path, html_path
+
+
+def _transfer_sections(store: ResultsStore, study_dir: Path) -> list[Block]:
+    """The matrix sections of a study run by `taskmix transfer` (it saves its transfer file there)."""
+    from taskmix.transfer.report import transfer_blocks
+    from taskmix.transfer.spec import saved_transfer
+
+    return transfer_blocks(store, study_dir) if saved_transfer(study_dir) is not None else []
 
 
 def pivot_markdown(study_dir: str | Path) -> str:

@@ -50,13 +50,17 @@ class HubSource:
 
     `splits` maps our split names to hub split names; `fields` maps Example fields
     (text_a, text_b, label, uid) to hub column names.  Hub labels are already indices
-    in the same order as `Task.labels` for every task registered here.
+    in the same order as `Task.labels` for every task registered here.  `example`, for
+    kinds whose examples are not text columns, builds one from a hub row, its label value
+    (None when unlabelled) and uid, raising ValueError on a bad row; without it an
+    `Example` is built from `fields`.
     """
 
     path: str
     name: str | None
     splits: Mapping[str, str]
     fields: Mapping[str, str]
+    example: Callable[[Mapping[str, Any], Any, str], Any] | None = None
 
 
 @dataclass(frozen=True)

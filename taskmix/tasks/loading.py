@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
+from typing import Any
 
 from taskmix.errors import ConfigError, DataError
 from taskmix.tasks.base import Example, Task
@@ -83,7 +84,7 @@ def _local_path(task: Task, split: str, path: Path, data_dir: Path | None) -> Pa
     return path
 
 
-def _load_from_hub(task: Task, split: str) -> list[Example]:
+def _load_from_hub(task: Task, split: str) -> list[Any]:
     """Download the split through `datasets`; hub labels are indices in `task.labels` order.
 
     A hub label of -1 means "no label": on the official unlabelled test splits (those with
@@ -113,12 +114,20 @@ def _load_from_hub(task: Task, split: str) -> list[Example]:
             continue
         if label is not None:
             label = task.kind.hub_label(label)
+        uid = str(row[fields["uid"]]) if "uid" in fields else str(position)
+        if hub.example is not None:
+            try:
+                examples.append(hub.example(row, label, uid))
+            except ValueError as error:
+                raise DataError(f"task '{task.name}': {hub.path} ({hub.name}) split {hub.splits[split]} "
+                                f"row {position}: {error}") from None
+            continue
         examples.append(
             Example(
                 text_a=row[fields["text_a"]],
                 text_b=row[fields["text_b"]] if "text_b" in fields else None,
                 label=label,
-                uid=str(row[fields["uid"]]) if "uid" in fields else str(position),
+                uid=uid,
             )
         )
     return examples

@@ -1,4 +1,6 @@
-"""SNLI and the SuperGLUE sentence-pair classification tasks (RTE, CB, BoolQ, WiC).
+"""SNLI and the SuperGLUE sentence-pair classification tasks (RTE, CB, BoolQ).
+
+WiC and WSC are span-pair tasks (`span_pairs.py`).
 
 All are JSONL files with one object per line.  SuperGLUE keeps its official file names
 (`train.jsonl`, `val.jsonl`, `test.jsonl`), read as our splits train/dev/test; its test
@@ -99,10 +101,6 @@ SUPERGLUE_TASKS: tuple[Task, ...] = (
     superglue_task(
         "boolq", "boolq", BOOLEAN, "passage", "question", "BoolQ.jsonl",
         description="BoolQ: yes/no questions answered from a passage",
-    ),
-    superglue_task(
-        "wic", "wic", BOOLEAN, "sentence1", "sentence2", "WiC.jsonl",
-        description="WiC: is a word used in the same sense in two sentences",
     ),
 )
 

@@ -22,7 +22,7 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
 from taskmix.errors import NonFinitePredictions, TaskmixError
 from taskmix.mixture import build_schedule, loss_weights, sub_batches_per_step
-from taskmix.models.model import MultiTaskModel
+from taskmix.models.model import MultiTaskModel, parameter_counts
 from taskmix.rundir import load_torch, save_torch
 from taskmix.tensor_state import predictions_from_plain, to_plain
 from taskmix.training import distributed
@@ -197,6 +197,7 @@ class StageTrainer:
         optimizer = build_adamw(
             parameter_groups(self.model, cfg.weight_decay), cfg.lr, cfg.weight_decay, cfg.optimizer == "amsgrad", self.device
         )
+        log.info("stage '%s': %d trainable parameters, %d frozen", cfg.name, *parameter_counts(self.model))
         lr_factor = linear_warmup_decay(total_steps, cfg.warmup) if cfg.scheduler == "linear" else constant_factor
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
         scaler = grad_scaler(self.device, self.precision)

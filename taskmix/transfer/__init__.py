@@ -1,0 +1,1 @@
+"""Which intermediate task helps which target: the measured transfer matrix and cheap predictors of it."""
