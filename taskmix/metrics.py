@@ -27,7 +27,7 @@ import numpy as np
 
 from taskmix.errors import ConfigError
 
-if TYPE_CHECKING:  # kind modules import this one to register their metrics, and tasks import the kinds
+if TYPE_CHECKING:  # a runtime import would be circular: kind modules register their metrics here
     from taskmix.tasks.base import Task
 
 
