@@ -25,7 +25,7 @@ from taskmix.errors import DataError
 from taskmix.kinds.tagging import TAGGING, TagExample
 from taskmix.tasks.base import SplitSource, Task
 from taskmix.tasks.custom import CustomKind, CustomTaskSpec, register_custom_kind
-from taskmix.tasks.readers import _open_lines
+from taskmix.tasks.readers import open_lines
 from taskmix.tasks.registry import register_task
 
 DOCUMENT_MARKER = "-DOCSTART-"
@@ -67,7 +67,7 @@ class ConllReader:
         tags: list[int] = []
         count = 0
         width = max(self.word_column, -1 if self.tag_column is None else self.tag_column) + 1
-        for line, text in _open_lines(path):
+        for line, text in open_lines(path):
             fields = text.split()
             if not fields:
                 if words:

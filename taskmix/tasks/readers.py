@@ -160,7 +160,7 @@ def _not_utf8(error: UnicodeDecodeError, path: Path) -> DataError:
     return DataError(f"not valid UTF-8 ({error.reason} at byte {error.start})", path)
 
 
-def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
+def open_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (1-based line, text without its line ending); only LF or CRLF end a line."""
     try:
         with open(path, encoding="utf-8-sig", newline="\n") as handle:
@@ -175,7 +175,7 @@ def _delimited_rows(
 ) -> tuple[list[str] | None, Iterator[tuple[int, list[str]]]]:
     """Split a TSV/CSV file into rows, checking that the field count never changes."""
     if fmt == "tsv":
-        rows = ((n, text.split("\t")) for n, text in _open_lines(path) if text)
+        rows = ((n, text.split("\t")) for n, text in open_lines(path) if text)
     else:
         rows = _csv_rows(path)
     first = next(rows, None)
@@ -212,7 +212,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """One JSON object per non-blank line."""
-    for line, text in _open_lines(path):
+    for line, text in open_lines(path):
         if not text.strip():
             continue
         try:
