@@ -105,7 +105,9 @@ def _load_from_hub(task: Task, split: str) -> list[Example]:
             f"Give a local data directory (${DATA_ENV} or --data-dir)"
         ) from exc
     fields = hub.fields
-    unlabelled = split in task.submission_files or "label" not in fields
+    unlabelled = split in task.submission_files or ("label" not in fields and hub.row is None)
+    if hub.row is not None:
+        return [e for e in (hub.row(row, not unlabelled) for row in rows) if e is not None]
     examples = []
     for position, row in enumerate(rows):
         label = None if unlabelled else row[fields["label"]]
