@@ -156,6 +156,9 @@ def test_custom_regression_headerless_with_default_metrics(tmp_path: Path) -> No
         ({"splits": {"train": "train.tsv"}}, "splits needs dev"),
         ({"splits": {"train": "a.txt", "dev": "b.txt"}}, "cannot tell the format"),
         ({"header": False}, "columns must be 0-based field indices"),
+        ({"kind": "span_tagging"}, "unknown custom task kind 'span_tagging'; choose from .*pair_classification"),
+        ({"format": "squad"}, "a pair_classification task reads format csv, jsonl, tsv, not 'squad'"),
+        ({"columns": {"text_a": "p", "text_b": "h", "label": "gold", "spans": "s"}}, "Extra inputs"),
         ({"labels": ["a", "b", "c"], "metrics": ["f1"]}, "f1 needs exactly two labels"),
     ],
 )

@@ -7,9 +7,9 @@ head, `register_head`): the package imports it, and tasks can name it.
 import importlib
 import pkgutil
 
-from taskmix.kinds.base import KINDS, Features, TaskKind, custom_kind, register_kind
+from taskmix.kinds.base import KINDS, Features, TaskKind, register_kind
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["KINDS", "Features", "TaskKind", "custom_kind", "register_kind"]
+__all__ = ["KINDS", "Features", "TaskKind", "register_kind"]

@@ -47,14 +47,13 @@ class TaskKind:
     """Base of every labelled task kind; subclasses override what differs.
 
     `name` is the registered name (what `taskmix tasks` prints), `head` the registered head
-    kind built for it, `custom_names` the `kind:` values a YAML custom task may use for it,
+    kind built for it (YAML custom tasks pick a kind through `taskmix.tasks.custom`),
     `metrics_allowed` / `default_metrics` what such a task may score with, `label_set`
     whether labels come from a fixed list of strings (`Task.labels`).
     """
 
     name: str = ""
     head: str = ""
-    custom_names: tuple[str, ...] = ()
     metrics_allowed: tuple[str, ...] = ()
     default_metrics: tuple[str, ...] = ()
     prediction_dtype: type = np.float64
@@ -169,12 +168,3 @@ def register_kind(kind: TaskKind) -> TaskKind:
         raise ConfigError(f"task kind '{kind.name}' is registered twice")
     KINDS[kind.name] = kind
     return kind
-
-
-def custom_kind(name: str) -> TaskKind:
-    """The kind a custom task's `kind:` value selects."""
-    for kind in KINDS.values():
-        if name in kind.custom_names:
-            return kind
-    known = sorted(n for kind in KINDS.values() for n in kind.custom_names)
-    raise ConfigError(f"unknown custom task kind '{name}'; choose from {', '.join(known)}")

@@ -77,7 +77,6 @@ class ClassificationKind(ChoiceScoring, TextKind):
 
     name = "classification"
     head = "classification"
-    custom_names = ("single_classification", "pair_classification")
 
 
 CLASSIFICATION = register_kind(ClassificationKind())

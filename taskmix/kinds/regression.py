@@ -23,7 +23,6 @@ SUBMISSION_RANGE = (0.0, 5.0)
 class RegressionKind(TextKind):
     name = "regression"
     head = "regression"
-    custom_names = ("regression",)
     metrics_allowed = ("pearson", "spearman")
     default_metrics = ("pearson", "spearman")
     prediction_dtype = np.float64

@@ -1,42 +1,63 @@
 """User-defined tasks declared in YAML: a validated spec and the `Task` built from it.
 
-A custom task reuses the generic readers, so a user's TSV, CSV or JSONL file behaves like a
-benchmark file: same error messages, same label checks.  Relative file paths resolve
-against the directory of the YAML file that declares the task.  A test split is read
-without labels, like a benchmark test set, and its predictions go to `<name>.tsv`.
+A custom task's `kind:` names a registered `CustomKind`: the task kind it trains as, the
+`columns:` mapping it needs, the file formats it reads and how it builds a reader for one
+split file.  The text kinds (single_classification, pair_classification, regression)
+register here and reuse the generic table readers, so a user's TSV, CSV or JSONL file
+behaves like a benchmark file: same error messages, same label checks.  Other kinds
+register their custom entry next to their benchmark tasks (`register_custom_kind`).
+
+Relative file paths resolve against the directory of the YAML file that declares the
+task.  A test split is read without labels, like a benchmark test set, and its
+predictions go to `<name>.tsv`.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from taskmix.kinds import KINDS, TaskKind, custom_kind
-from taskmix.kinds.text import TextKind
-from taskmix.tasks.base import SplitSource, Task
-from taskmix.tasks.readers import Column, Columns, Format, LabelSpec, TableReader
+from taskmix.errors import ConfigError
+from taskmix.kinds.base import TaskKind
+from taskmix.kinds.classification import CLASSIFICATION
+from taskmix.kinds.regression import REGRESSION
+from taskmix.tasks.base import SplitReader, SplitSource, Task
+from taskmix.tasks.readers import Column, Columns, LabelSpec, TableReader
 
-EXTENSIONS: dict[str, Format] = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
-
-# The `kind:` values of the kinds whose rows are text columns, which these specs describe.
-Kind = Literal[tuple(n for kind in KINDS.values() if isinstance(kind, TextKind) for n in kind.custom_names)]
 SplitName = Literal["train", "dev", "test"]
 
+# A reader factory: (spec, its parsed columns, the file's format name, whether the split is
+# labelled) -> the reader of that split.  It raises ValueError for settings that cannot be
+# read, which the spec reports as a validation error before anything runs.
+ReaderFactory = Callable[["CustomTaskSpec", BaseModel, str, bool], SplitReader]
 
-class CustomColumns(BaseModel):
-    """Header names (or JSON keys) of the fields; integer indices for headerless files."""
 
-    model_config = ConfigDict(extra="forbid")
+@dataclass(frozen=True)
+class CustomKind:
+    """How YAML custom tasks of one `kind:` value are read and trained.
 
-    text_a: Column
-    text_b: Column | None = None
-    label: Column
-    uid: Column | None = None
+    `columns` is the pydantic model of the `columns:` mapping; `formats` maps a file
+    extension to the format name it implies (the values are the names `format:` accepts).
+    """
 
-    def used(self) -> list[Column]:
-        return [c for c in (self.text_a, self.text_b, self.label, self.uid) if c is not None]
+    kind: TaskKind
+    columns: type[BaseModel]
+    formats: Mapping[str, str]
+    reader: ReaderFactory
+
+
+CUSTOM_KINDS: dict[str, CustomKind] = {}
+
+
+def register_custom_kind(name: str, custom: CustomKind) -> CustomKind:
+    """Make `kind: name` available to custom tasks; a name registered twice is an error."""
+    if name in CUSTOM_KINDS and CUSTOM_KINDS[name] != custom:
+        raise ConfigError(f"custom task kind '{name}' is registered twice")
+    CUSTOM_KINDS[name] = custom
+    return custom
 
 
 class CustomTaskSpec(BaseModel):
@@ -45,29 +66,52 @@ class CustomTaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    kind: Kind
+    kind: str
     splits: dict[SplitName, str]
-    format: Format | None = None
+    format: str | None = None
     header: bool = True
-    columns: CustomColumns
+    columns: dict[str, Column]
     labels: list[str] | None = None
     metrics: list[str] = Field(default_factory=list)
+    _columns: BaseModel = PrivateAttr()
+
+    @property
+    def custom(self) -> CustomKind:
+        return CUSTOM_KINDS[self.kind]
 
     @property
     def task_kind(self) -> TaskKind:
-        return custom_kind(self.kind)
+        return self.custom.kind
 
-    def file_format(self, file: str) -> Format:
+    @property
+    def parsed_columns(self) -> BaseModel:
+        """`columns` validated by the kind's own columns model."""
+        return self._columns
+
+    def file_format(self, file: str) -> str:
         """The declared format, else the one implied by the file extension."""
+        formats = self.custom.formats
         if self.format is not None:
             return self.format
         suffix = Path(file).suffix.lower()
-        if suffix not in EXTENSIONS:
+        if suffix not in formats:
             raise ValueError(
                 f"cannot tell the format of '{file}' from its extension; "
-                f"set format to one of {', '.join(EXTENSIONS.values())}"
+                f"set format to one of {', '.join(sorted(set(formats.values())))}"
             )
-        return EXTENSIONS[suffix]
+        return formats[suffix]
+
+    def reader(self, split: str) -> SplitReader:
+        """The reader of one split's file (unlabelled for the test split)."""
+        file = self.splits[split]  # type: ignore[index]
+        return self.custom.reader(self, self._columns, self.file_format(file), split != "test")
+
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        if kind not in CUSTOM_KINDS:
+            raise ValueError(f"unknown custom task kind '{kind}'; choose from {', '.join(sorted(CUSTOM_KINDS))}")
+        return kind
 
     @field_validator("splits")
     @classmethod
@@ -79,17 +123,14 @@ class CustomTaskSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> CustomTaskSpec:
-        self._check_text_b()
+        self._columns = self.custom.columns.model_validate(self.columns)
+        if self.format is not None and self.format not in set(self.custom.formats.values()):
+            raise ValueError(f"a {self.kind} task reads format {', '.join(sorted(set(self.custom.formats.values())))}, "
+                             f"not {self.format!r}")
         self._check_labels_and_metrics()
-        for file in self.splits.values():
-            self._check_columns(self.file_format(file))
+        for split in self.splits:
+            self.reader(split)
         return self
-
-    def _check_text_b(self) -> None:
-        if self.kind == "pair_classification" and self.columns.text_b is None:
-            raise ValueError("a pair_classification task needs columns.text_b")
-        if self.kind == "single_classification" and self.columns.text_b is not None:
-            raise ValueError("columns.text_b is only for pair_classification")
 
     def _check_labels_and_metrics(self) -> None:
         family = self.task_kind.name
@@ -98,7 +139,7 @@ class CustomTaskSpec(BaseModel):
             if self.labels is not None:
                 raise ValueError(f"a {family} task takes no labels list")
         elif not self.labels or len(self.labels) < 2 or len(set(self.labels)) != len(self.labels):
-            raise ValueError("a classification task needs labels: at least two distinct strings")
+            raise ValueError(f"a {family} task needs labels: at least two distinct strings")
         if not self.metrics:
             self.metrics = list(self.task_kind.default_metrics)
         unknown = [m for m in self.metrics if m not in allowed]
@@ -110,36 +151,15 @@ class CustomTaskSpec(BaseModel):
         if "f1" in self.metrics and len(self.labels or ()) != 2:
             raise ValueError("metric f1 needs exactly two labels; use f1_macro")
 
-    def _check_columns(self, fmt: Format) -> None:
-        used = self.columns.used()
-        if fmt == "jsonl" and any(isinstance(c, int) for c in used):
-            raise ValueError("JSONL columns must be key names, not indices")
-        if fmt != "jsonl" and not self.header and any(isinstance(c, str) for c in used):
-            raise ValueError("with header: false, columns must be 0-based field indices")
-
 
 def build_custom_task(spec: CustomTaskSpec, base_dir: Path) -> Task:
     """Turn a validated spec into a `Task` whose split paths are absolute."""
-    columns = Columns(
-        text_a=spec.columns.text_a,
-        text_b=spec.columns.text_b,
-        label=spec.columns.label,
-        uid=spec.columns.uid,
-    )
-    unlabelled = Columns(text_a=columns.text_a, text_b=columns.text_b, uid=columns.uid)
-    target = LabelSpec(spec.task_kind, tuple(spec.labels or ()))
     splits = {}
     for split, file in spec.splits.items():
         path = Path(file).expanduser()
         if not path.is_absolute():
             path = Path(base_dir) / path
-        fmt = spec.file_format(file)
-        reader = (
-            TableReader(fmt, unlabelled, header=spec.header)
-            if split == "test"
-            else TableReader(fmt, columns, target, header=spec.header)
-        )
-        splits[split] = SplitSource(str(path.absolute()), reader)
+        splits[split] = SplitSource(str(path.absolute()), spec.reader(split))
     has_test = "test" in splits
     return Task(
         name=spec.name,
@@ -151,3 +171,59 @@ def build_custom_task(spec: CustomTaskSpec, base_dir: Path) -> Task:
         submission_files={"test": f"{spec.name}.tsv"} if has_test else {},
         description=f"custom {spec.kind} task",
     )
+
+
+# -- the text kinds: table files (TSV, CSV, JSONL) with text columns -------------------------
+
+TABLE_FORMATS = {".tsv": "tsv", ".csv": "csv", ".jsonl": "jsonl"}
+
+
+class TextColumns(BaseModel):
+    """Header names (or JSON keys) of the fields; integer indices for headerless files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text_a: Column
+    text_b: Column | None = None
+    label: Column
+    uid: Column | None = None
+
+
+class SingleTextColumns(TextColumns):
+    @model_validator(mode="after")
+    def _single(self) -> SingleTextColumns:
+        if self.text_b is not None:
+            raise ValueError("columns.text_b is only for pair_classification")
+        return self
+
+
+class PairTextColumns(TextColumns):
+    @model_validator(mode="after")
+    def _pair(self) -> PairTextColumns:
+        if self.text_b is None:
+            raise ValueError("a pair_classification task needs columns.text_b")
+        return self
+
+
+def table_reader(spec: CustomTaskSpec, columns: BaseModel, fmt: str, labelled: bool) -> TableReader:
+    """A generic table reader over the text columns (labels parsed by the task's kind)."""
+    assert isinstance(columns, TextColumns)
+    used = [c for c in (columns.text_a, columns.text_b, columns.label, columns.uid) if c is not None]
+    if fmt == "jsonl" and any(isinstance(c, int) for c in used):
+        raise ValueError("JSONL columns must be key names, not indices")
+    if fmt != "jsonl" and not spec.header and any(isinstance(c, str) for c in used):
+        raise ValueError("with header: false, columns must be 0-based field indices")
+    if not labelled:
+        return TableReader(fmt, Columns(text_a=columns.text_a, text_b=columns.text_b, uid=columns.uid),  # type: ignore[arg-type]
+                           header=spec.header)
+    return TableReader(fmt, Columns(text_a=columns.text_a, text_b=columns.text_b, label=columns.label,  # type: ignore[arg-type]
+                                    uid=columns.uid),
+                       LabelSpec(spec.task_kind, tuple(spec.labels or ())), header=spec.header)
+
+
+for _name, _kind, _columns in (
+    ("single_classification", CLASSIFICATION, SingleTextColumns),
+    ("pair_classification", CLASSIFICATION, PairTextColumns),
+    ("regression", REGRESSION, TextColumns),
+):
+    register_custom_kind(_name, CustomKind(_kind, _columns, TABLE_FORMATS, table_reader))
