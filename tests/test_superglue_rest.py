@@ -24,6 +24,7 @@ from taskmix.study.analysis import SUPERGLUE_AVG, glue_tables
 from taskmix.targets import TargetResult
 from taskmix.tasks import all_tasks, get_task, load_split
 from taskmix.tasks.base import SUPERGLUE
+from taskmix.tasks.custom import CustomTaskSpec
 from taskmix.text_answers import best_exact_match, best_f1, normalize_answer, token_f1
 from taskmix.training.features import TokenCache
 
@@ -349,3 +350,42 @@ def test_a_full_superglue_run_writes_files_in_the_official_format(
     assert main(["evaluate", str(rte_checkpoint), "--tasks", "ax-g", "ax-b", "--data-dir", str(data)]) == 0
     printed = capsys.readouterr().out
     assert "| ax-g |" in printed and "gender_parity=" in printed and "| ax-b |" in printed
+
+
+# -- custom multiple-choice tasks --------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_the_multiple_choice_custom_task_example_trains_from_the_cli(tiny_encoder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code = main(["run", str(EXAMPLES / "multiple_choice_custom_task.yaml"), "--output-dir", str(out), "--no-progress",
+                 "--set", "stages.0.max_steps=2", "--set", "stages.0.batch_size=4", "--set", f"encoder={tiny_encoder}"])
+    assert code == 0
+    [target] = json.loads((out / "results.json").read_text())["targets"]
+    assert target["task"] == "my-choices" and set(target["metrics"]) == {"accuracy"}
+    rows = (out / "pretrained" / "target" / "predictions" / "my-choices-dev.tsv").read_text().splitlines()
+    assert [r.split("\t")[2] for r in rows[1:]] == ["A", "B", "C", "A"]
+    assert target["metrics"]["accuracy"] == pytest.approx(np.mean([r.split("\t")[1] == r.split("\t")[2]
+                                                                   for r in rows[1:]]))
+
+
+def custom_choice_task(tmp_path: Path, rows: list[dict], **columns: str) -> dict:
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"name": "mine", "kind": "multiple_choice", "labels": ["0", "1", "2"],
+            "splits": {"train": str(tmp_path / "train.jsonl"), "dev": str(tmp_path / "train.jsonl")},
+            "columns": {"context": "q", "choices": "c", "label": "y", **columns}}
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ({"q": "x", "c": ["a"], "y": 0}, "list of 2 to 3 texts"),
+    ({"q": "x", "c": ["a", "b"], "y": 2}, "names choice 3 of 2"),
+    ({"q": "x", "c": ["a", "b"], "y": 5}, "label '5'"),
+    ({"q": "x", "y": 0}, "lacks c"),
+])
+def test_custom_multiple_choice_rows_are_checked(tmp_path: Path, row: dict, message: str) -> None:
+    good = {"q": "which?", "c": ["a", "b", "c"], "y": 1}
+    reader = CustomTaskSpec.model_validate(custom_choice_task(tmp_path, [good, row])).reader("train")
+    with pytest.raises(DataError, match=message) as caught:
+        reader(tmp_path / "train.jsonl")
+    assert_names_file_and_line(caught, "train.jsonl")
