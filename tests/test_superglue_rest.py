@@ -180,6 +180,7 @@ def test_entity_choice_features_head_loss_and_text_predictions(minilm_tokenizer,
     test = ENTITY_CHOICE.featurize(load_split(task, "test", FIXTURES), minilm_tokenizer, 64)
     cache.store("t", test)
     assert list(cache.load("t", task).labels) == [None, None, None]
+    assert list(ENTITY_CHOICE.label_array([("a",), ("b",)])) == [("a",), ("b",)]  # equal lengths stay tuples
 
     torch.manual_seed(0)
     head = EntityChoiceHead(hidden_size=4, num_outputs=1, dropout=0.0)

@@ -154,7 +154,8 @@ class EntityChoiceKind(TaskKind):
 
     def label_array(self, labels: Sequence[tuple[str, ...] | None]) -> np.ndarray:
         out = np.empty(len(labels), dtype=object)
-        out[:] = [None if a is None else tuple(a) for a in labels]
+        for i, answers in enumerate(labels):  # one by one: numpy would unpack equal-length tuples into a 2-d array
+            out[i] = None if answers is None else tuple(answers)
         return out
 
     def featurize(self, examples: Sequence[EntityChoiceExample], tokenizer, max_length: int) -> EntityChoiceFeatures:
