@@ -1,4 +1,5 @@
-"""Scoring of the GLUE diagnostic set (AX) with an NLI model: R3 overall and per coarse category.
+"""Scoring of the GLUE diagnostic set (AX) with an NLI model: R3 overall and per coarse category;
+which heads answer the diagnostics (AX: three-class NLI; SuperGLUE's AX-b and AX-g: RTE).
 
 AX is labelled over three NLI classes and every row carries the coarse linguistic categories
 it probes.  R3 (the three-class Matthews correlation) puts an uninformed model at about 0
@@ -14,7 +15,7 @@ import numpy as np
 
 from taskmix.errors import DataError, TaskmixError
 from taskmix.metrics import METRICS
-from taskmix.tasks.base import Example, Task
+from taskmix.tasks.base import SUPERGLUE, Example, Task
 
 # Class order of AX labels: Example.label indexes this tuple.
 NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
@@ -42,6 +43,22 @@ class DiagnosticScores:
 
     overall: R3Score
     by_category: Mapping[str, R3Score]
+
+
+# Class order of two-class entailment (RTE, AX-b, AX-g).
+ENTAILMENT_LABELS: tuple[str, ...] = ("entailment", "not_entailment")
+# The SuperGLUE diagnostics an RTE model answers, by task name.
+SUPERGLUE_DIAGNOSTICS: tuple[str, ...] = ("ax-b", "ax-g")
+
+
+def is_entailment(task: Task) -> bool:
+    """Whether the task predicts RTE's two classes in RTE's order, so AX-b and AX-g can use its head."""
+    return tuple(task.labels) == ENTAILMENT_LABELS
+
+
+def writes_superglue_diagnostics(task: Task) -> bool:
+    """Whether a target's test predictions include AX-b and AX-g: a SuperGLUE two-class entailment task (RTE)."""
+    return task.benchmark == SUPERGLUE and is_entailment(task)
 
 
 def is_nli(task: Task) -> bool:

@@ -10,8 +10,9 @@ import torch
 import taskmix.pretraining  # noqa: F401  (registers the pretraining head kinds checkpoints may name)
 from taskmix import metrics as glue_metrics
 from taskmix.checkpoints import read_checkpoint
-from taskmix.diagnostic import diagnostic_table_markdown, is_nli, score_diagnostic, to_nli_order
-from taskmix.errors import ConfigError
+from taskmix.diagnostic import (SUPERGLUE_DIAGNOSTICS, diagnostic_table_markdown, is_entailment, is_nli,
+                                score_diagnostic, to_nli_order)
+from taskmix.errors import CheckpointError, ConfigError
 from taskmix.models.encoder import encoder_family
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
@@ -32,13 +33,15 @@ def model_from_checkpoint(saved: dict, device: torch.device) -> MultiTaskModel:
 
 
 def head_for(task_name: str, heads: dict[str, dict]) -> str:
-    """The head trained on `task_name`; for AX, any head trained on a 3-class NLI task."""
+    """The head trained on `task_name`; for AX, any head trained on a 3-class NLI task; for AX-b
+    and AX-g, any head trained on a two-class entailment task (RTE)."""
     for name, info in heads.items():
         if info["task"] == task_name:
             return name
-    if task_name == "ax":
+    answers = {"ax": is_nli, **{name: is_entailment for name in SUPERGLUE_DIAGNOSTICS}}.get(task_name)
+    if answers is not None:
         for name, info in heads.items():
-            if is_nli(get_task(info["task"])):
+            if answers(get_task(info["task"])):
                 return name
     trained = ", ".join(info["task"] for info in heads.values())
     raise ConfigError(f"checkpoint has no head for task '{task_name}'; it has heads for: {trained}")

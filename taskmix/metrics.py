@@ -27,7 +27,7 @@ import numpy as np
 
 from taskmix.errors import ConfigError
 
-if TYPE_CHECKING:  # a runtime import would be circular: kind modules register their metrics here
+if TYPE_CHECKING:  # kind modules register metrics while the task package is still importing
     from taskmix.tasks.base import Task
 
 
@@ -169,6 +169,14 @@ def task_score(metrics: Mapping[str, float]) -> float:
 def glue_score(task_scores: Mapping[str, float]) -> float:
     """The GLUE score: the mean of the task scores."""
     return _mean(list(task_scores.values()), "task scores")
+
+
+def benchmark_score(task_scores: Mapping[str, float], benchmarks: Mapping[str, str], benchmark: str) -> float | None:
+    """A benchmark's score (GLUE, SuperGLUE) over its tasks present: the mean of their task scores,
+    each already the mean of its metrics (SuperGLUE's CB acc/F1, MultiRC F1a/EM, ReCoRD F1/EM);
+    None when no task of the benchmark is present.  `benchmarks` maps task name to `Task.benchmark`."""
+    scores = [score for task, score in task_scores.items() if benchmarks.get(task) == benchmark]
+    return _mean(scores, "task scores") if scores else None
 
 
 def validation_value(metric_name: str, value: float) -> float:

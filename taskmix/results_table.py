@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from taskmix.metrics import benchmark_score, glue_score
 from taskmix.targets import TargetResult
-from taskmix.metrics import glue_score
+from taskmix.tasks.base import SUPERGLUE
 
 
 def _pct(value: float) -> str:
@@ -21,15 +22,23 @@ def metric_cell(result: TargetResult) -> str:
 
 
 def results_table(results: list[TargetResult]) -> str:
-    """Rows are pipelines, columns target tasks, plus the mean of task scores (GLUE-style average)."""
+    """Rows are pipelines, columns target tasks, plus the mean of task scores (GLUE-style average)
+    and, when SuperGLUE tasks are among the targets, the SuperGLUE score over them."""
     pipelines = list(dict.fromkeys(r.pipeline for r in results))
     tasks = list(dict.fromkeys(r.task for r in results))
+    benchmarks = {r.task: r.benchmark for r in results}
+    superglue = SUPERGLUE in benchmarks.values()
     by_key = {(r.pipeline, r.task): r for r in results}
-    lines = ["| pipeline | avg | " + " | ".join(tasks) + " |", "|---|---|" + "---|" * len(tasks)]
+    extra = " SuperGLUE |" if superglue else ""
+    lines = [f"| pipeline | avg |{extra} " + " | ".join(tasks) + " |",
+             "|---|---|" + "---|" * (len(tasks) + superglue)]
     for pipeline in pipelines:
         row = [by_key.get((pipeline, t)) for t in tasks]
         present = {r.task: r.score for r in row if r is not None}
         avg = _pct(glue_score(present)) if present else ""
+        if superglue:
+            score = benchmark_score(present, benchmarks, SUPERGLUE)
+            avg += " | " + ("" if score is None else _pct(score))
         cells = [metric_cell(r) if r is not None else "" for r in row]
         lines.append(f"| {pipeline} | {avg} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

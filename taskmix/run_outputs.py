@@ -12,7 +12,7 @@ import numpy as np
 
 from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
-from taskmix.diagnostic import is_nli, score_diagnostic, to_nli_order
+from taskmix.diagnostic import SUPERGLUE_DIAGNOSTICS, is_nli, score_diagnostic, to_nli_order, writes_superglue_diagnostics
 from taskmix.models.encoder import EncoderFamily
 from taskmix.models.model import MultiTaskModel
 from taskmix.restarts import GroupOutcome
@@ -60,7 +60,8 @@ class GroupWriter:
 
     def write_test(self, model: MultiTaskModel, st: TrainableTask, dev_metrics: dict[str, float], out_dir: Path) -> None:
         """The task's submission files; a task reported as its majority class (WNLI) submits it too,
-        and a three-class NLI head also answers the GLUE diagnostic (AX.tsv)."""
+        a three-class NLI head also answers the GLUE diagnostic (AX.tsv), a SuperGLUE RTE head
+        SuperGLUE's (AX-b.jsonl, AX-g.jsonl)."""
         task = st.labelled_task
         baselines = st.baselines()
         floor = baselines.majority is not None and glue_metrics.apply_majority_rule(
@@ -77,3 +78,7 @@ class GroupWriter:
         if is_nli(task) and self.rt.has_file(ax, "test"):
             preds = to_nli_order(task, self.rt.predict(model, st.head, ax, "test"))
             write_submission(ax, "test", self.rt.splits(ax).get("test").uids, preds, out_dir)
+        for diagnostic in map(get_task, SUPERGLUE_DIAGNOSTICS if writes_superglue_diagnostics(task) else ()):
+            if self.rt.has_file(diagnostic, "test"):
+                write_submission(diagnostic, "test", self.rt.splits(diagnostic).get("test").uids,
+                                 self.rt.predict(model, st.head, diagnostic, "test"), out_dir)

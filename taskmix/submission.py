@@ -2,8 +2,8 @@
 
 The file name comes from `Task.submission_files` and its extension picks the format: GLUE
 takes a TSV (`index<TAB>prediction`, label strings, STS-B scores), SuperGLUE a JSON line per
-example (`{"idx": ..., "label": ...}`).  Files are written atomically so an interrupted run
-never leaves a truncated submission behind.
+example (`{"idx": ..., "label": ...}`; MultiRC one per paragraph).  Files are written
+atomically so an interrupted run never leaves a truncated submission behind.
 """
 
 from __future__ import annotations
@@ -16,12 +16,6 @@ from taskmix.errors import ConfigError
 from taskmix.rundir import write_text
 from taskmix.tasks.base import Task
 
-def _json_label(label: str) -> bool | int | str:
-    """SuperGLUE stores booleans (BoolQ, WiC, ...) as JSON true/false, choices (COPA) as ints."""
-    if label.lower() in ("true", "false"):
-        return label.lower() == "true"
-    return int(label) if label.isdigit() else label
-
 
 def _tsv(task: Task, uids: Sequence[str], predictions: Sequence[float]) -> str:
     rows = [f"{uid}\t{task.kind.submission_label(task, p)}\n" for uid, p in zip(uids, predictions)]
@@ -29,15 +23,8 @@ def _tsv(task: Task, uids: Sequence[str], predictions: Sequence[float]) -> str:
 
 
 def _jsonl(task: Task, uids: Sequence[str], predictions: Sequence[float]) -> str:
-    rows = []
-    for uid, p in zip(uids, predictions):
-        try:
-            idx = int(uid)
-        except ValueError:
-            message = f"task {task.name!r}: SuperGLUE needs integer ids, got {uid!r}"
-            raise ValueError(message) from None
-        rows.append(json.dumps({"idx": idx, "label": _json_label(task.kind.submission_label(task, p))}) + "\n")
-    return "".join(rows)
+    """One JSON object per line, as the task's kind lays its file out (`TaskKind.submission_records`)."""
+    return "".join(json.dumps(record) + "\n" for record in task.kind.submission_records(task, uids, predictions))
 
 
 FORMATS = {".tsv": _tsv, ".jsonl": _jsonl}

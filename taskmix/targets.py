@@ -42,6 +42,7 @@ class TargetResult:
     majority_score: float | None
     majority_rule_applied: bool = False
     diagnostic: dict | None = None
+    benchmark: str = ""  # the task's `Task.benchmark` ("" for corpus tasks)
 
     @property
     def restart_scores(self) -> list[float]:
@@ -70,5 +71,6 @@ def target_results(label: str, group: GroupOutcome, diagnose: Diagnose) -> list[
             metrics, applied = glue_metrics.apply_majority_rule(task, metrics, baselines.majority)
         diag = diagnose(st, task) if task is not None and is_nli(task) else None
         out.append(TargetResult(label, st.name, metrics, glue_metrics.task_score(metrics), runs,
-                                group.selected, baselines.majority_score, applied, diag))
+                                group.selected, baselines.majority_score, applied, diag,
+                                task.benchmark if task is not None else ""))
     return out

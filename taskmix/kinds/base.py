@@ -116,6 +116,19 @@ class TaskKind:
         """A test prediction as the benchmark server's TSV cell expects it."""
         raise NotImplementedError
 
+    def submission_value(self, task: "Task", value: Any) -> Any:
+        """A test prediction as the JSON value of a SuperGLUE line's "label"."""
+        return json_label(self.submission_label(task, value))
+
+    def submission_records(self, task: "Task", uids: Sequence[str], predictions: Sequence[Any]) -> list[dict]:
+        """The JSON objects of a SuperGLUE submission file, one `{"idx", "label"}` per row.
+
+        Kinds whose official file nests rows (MultiRC: answers inside questions inside
+        paragraphs) override this.
+        """
+        return [{"idx": superglue_idx(task, uid), "label": self.submission_value(task, p)}
+                for uid, p in zip(uids, predictions)]
+
     # -- baselines ---------------------------------------------------------------------------
     def constant_predictions(self, task: "Task") -> list[Any]:
         """The constant predictions a run must beat (every class for classification; none for regression)."""
@@ -128,6 +141,22 @@ class TaskKind:
     def is_degenerate(self, score: float, best_constant: float | None) -> bool:
         """Whether a restart's dev score is no better than guessing (seed 002's degenerate runs)."""
         raise NotImplementedError
+
+
+def json_label(label: str) -> bool | int | str:
+    """A label string typed as SuperGLUE's data files type that task's labels: booleans (BoolQ,
+    WiC, WSC) as JSON true/false, choice indices (COPA, MultiRC) as ints, the rest as strings."""
+    if label.lower() in ("true", "false"):
+        return label.lower() == "true"
+    return int(label) if label.isdigit() else label
+
+
+def superglue_idx(task: "Task", uid: str) -> int:
+    """A row id as SuperGLUE's integer `idx`."""
+    try:
+        return int(uid)
+    except ValueError:
+        raise ValueError(f"task {task.name!r}: SuperGLUE needs integer ids, got {uid!r}") from None
 
 
 KINDS: dict[str, TaskKind] = {}

@@ -17,9 +17,14 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 from scipy import stats
 
+from taskmix.errors import ConfigError
 from taskmix.study.grid import AVG_VALUE, TableSpec
 from taskmix.study.store import DIAGNOSTIC_TASK
+from taskmix.tasks import get_task
+from taskmix.tasks.base import SUPERGLUE
+
 AVG = "Avg"
+SUPERGLUE_AVG = "SuperGLUE"  # the column of the SuperGLUE score, over the table's SuperGLUE tasks
 ALPHA = 0.05
 # Below this many runs a normality test says nothing; seed 003 tests 5 runs.
 MIN_NORMALITY_RUNS = 4
@@ -82,17 +87,29 @@ class Sample:
 
 @dataclass
 class GlueTable:
-    """One data size: pipelines × target tasks, plus each row's average over tasks."""
+    """One data size: pipelines × target tasks, plus each row's average over tasks and, when the
+    table has SuperGLUE tasks, its SuperGLUE score (the average over those)."""
 
     size: int | None
     tasks: list[str]
     rows: list[str]
     cells: dict[tuple[str, str], Sample]
     avg: dict[str, Sample]
+    superglue_tasks: list[str] = field(default_factory=list)
+    superglue: dict[str, Sample] = field(default_factory=dict)
+
+    @property
+    def score_columns(self) -> list[str]:
+        """The averaged columns after the tasks: Avg, then SuperGLUE when the table has its tasks."""
+        return [AVG, SUPERGLUE_AVG] if self.superglue_tasks else [AVG]
 
     def sample(self, row: str, column: str) -> Sample | None:
-        """The runs of a (row, task) cell, or the row's per-seed averages for column Avg."""
-        return self.avg.get(row) if column == AVG else self.cells.get((row, column))
+        """The runs of a (row, task) cell, or the row's per-seed averages for columns Avg and SuperGLUE."""
+        if column == AVG:
+            return self.avg.get(row)
+        if column == SUPERGLUE_AVG:
+            return self.superglue.get(row)
+        return self.cells.get((row, column))
 
     def mean(self, row: str, column: str) -> float | None:
         sample = self.sample(row, column)
@@ -104,7 +121,9 @@ class GlueTable:
         for task in self.tasks:
             means = [self.mean(r, task) for r in self.rows]
             best[task] = max(m for m in means if m is not None)
-        best[AVG] = float(np.mean(list(best.values())))
+        if self.superglue_tasks:
+            best[SUPERGLUE_AVG] = float(np.mean([best[t] for t in self.superglue_tasks]))
+        best[AVG] = float(np.mean([best[t] for t in self.tasks]))
         return best
 
     def repeated_seeds(self) -> list[tuple[str, str]]:
@@ -127,8 +146,19 @@ def glue_tables(rows: Iterable[dict[str, Any]]) -> list[GlueTable]:
         labels = list(dict.fromkeys(row for row, _ in cells))
         tasks = list(dict.fromkeys(task for _, task in cells))
         avg = {row: a for row in labels if (a := _row_average(cells, row, tasks)) is not None}
-        tables.append(GlueTable(size, tasks, labels, cells, avg))
+        superglue_tasks = [t for t in tasks if benchmark_of(t) == SUPERGLUE]
+        superglue = {row: a for row in labels
+                     if superglue_tasks and (a := _row_average(cells, row, superglue_tasks)) is not None}
+        tables.append(GlueTable(size, tasks, labels, cells, avg, superglue_tasks, superglue))
     return tables
+
+
+def benchmark_of(task: str) -> str:
+    """The benchmark a result row's task counts towards ("" for tasks no longer registered)."""
+    try:
+        return get_task(task).benchmark
+    except ConfigError:
+        return ""
 
 
 def _row_average(cells: dict[tuple[str, str], Sample], row: str, tasks: list[str]) -> Sample | None:
@@ -167,7 +197,7 @@ def deltas(table: GlueTable, baseline: str) -> tuple[dict[tuple[str, str], Delta
     for row in table.rows:
         if row == baseline:
             continue
-        for column in [*table.tasks, AVG]:
+        for column in [*table.tasks, *table.score_columns]:
             ours, base = table.sample(row, column), table.sample(baseline, column)
             if ours is None or base is None:
                 continue

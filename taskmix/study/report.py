@@ -17,7 +17,7 @@ from typing import Any
 from taskmix.errors import TaskmixError
 from taskmix.rundir import write_bytes, write_text
 from taskmix.study import analysis, plots
-from taskmix.study.analysis import AVG, GlueTable, PivotTable, Sample, size_label
+from taskmix.study.analysis import GlueTable, PivotTable, Sample, size_label
 from taskmix.study.document import Block, Figure, Heading, Paragraph, Table, Text, to_html, to_markdown
 from taskmix.study.grid import AVG_VALUE, StudySpec
 from taskmix.study.specfile import load_study_spec
@@ -119,13 +119,13 @@ def _scored(sample: Sample | None, best: float | None) -> Text:
 
 def _glue_section(table: GlueTable, baseline: str | None) -> list[Block]:
     name = size_label(table.size)
-    columns = [*table.tasks, AVG]
+    columns = [*table.tasks, *table.score_columns]
     best = table.best_of_each()
     body: list[list[str | Text]] = []
     for row in table.rows:
         cells: list[str | Text] = [row]
         for column in columns:
-            cells.append(_scored(table.sample(row, column), None if column == AVG else best[column]))
+            cells.append(_scored(table.sample(row, column), None if column in table.score_columns else best[column]))
         body.append(cells)
     body.append(["Best of each"] + [f"{best[c]:.1f}" for c in columns])
     blocks: list[Block] = [
@@ -133,7 +133,8 @@ def _glue_section(table: GlueTable, baseline: str | None) -> list[Block]:
         Table(["Pipeline", *columns], body),
         Paragraph(
             "Mean ± sample std over seeds of the selected (best-on-dev) restart, ×100. "
-            "Avg is the macro average over tasks (per seed, over seeds that have every task). "
+            "Avg is the macro average over tasks (per seed, over seeds that have every task); "
+            "SuperGLUE, where present, the same over the SuperGLUE tasks (each task's score the mean of its metrics). "
             "Best of each takes, per task, the best pipeline mean; bold marks it."
         ),
     ]
@@ -186,7 +187,7 @@ def _delta_section(table: GlueTable, baseline: str | None) -> list[Block]:
     if baseline not in table.rows:
         return [title, Paragraph(f"Baseline {baseline!r} is not a row of this table: no differences computed.")]
     found, tests = analysis.deltas(table, baseline)
-    columns = [*table.tasks, AVG]
+    columns = [*table.tasks, *table.score_columns]
     body: list[list[str | Text]] = []
     for row in table.rows:
         if row == baseline:

@@ -13,6 +13,10 @@ from typing import Any, Callable, Mapping
 
 from taskmix.kinds.base import TaskKind
 
+# Values of `Task.benchmark`: the benchmark score a task counts towards.
+GLUE = "glue"
+SUPERGLUE = "superglue"
+
 
 @dataclass(frozen=True)
 class Example:
@@ -50,17 +54,16 @@ class HubSource:
 
     `splits` maps our split names to hub split names; `fields` maps Example fields
     (text_a, text_b, label, uid) to hub column names.  Hub labels are already indices
-    in the same order as `Task.labels` for every task registered here.  `example`, for
-    kinds whose examples are not text columns, builds one from a hub row, its label value
-    (None when unlabelled) and uid, raising ValueError on a bad row; without it an
-    `Example` is built from `fields`.
+    in the same order as `Task.labels` for every task registered here.  Tasks whose
+    examples are not text columns (MultiRC, ReCoRD) give `row` instead: it builds the
+    example of one hub row (given whether the split is labelled), or returns None to skip it.
     """
 
     path: str
     name: str | None
     splits: Mapping[str, str]
-    fields: Mapping[str, str]
-    example: Callable[[Mapping[str, Any], Any, str], Any] | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    row: Callable[[Mapping[str, Any], bool], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,8 @@ class Task:
     extension picks the format (.tsv for GLUE, .jsonl for SuperGLUE).  `majority_floor`:
     when the model scores below the training majority class, report (and submit) the
     majority class instead, as seeds 001 and 002 do for WNLI, whose dev set is adversarial
-    to its training set.
+    to its training set.  `benchmark` ("glue", "superglue" or "") says which benchmark score
+    the task counts towards in results tables; diagnostics and other tasks count towards none.
     """
 
     name: str
@@ -88,6 +92,7 @@ class Task:
     hub: HubSource | None = None
     description: str = ""
     majority_floor: bool = False
+    benchmark: str = ""
 
     @property
     def num_classes(self) -> int:

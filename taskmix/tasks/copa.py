@@ -13,7 +13,7 @@ from pathlib import Path
 
 from taskmix.errors import DataError
 from taskmix.kinds.multiple_choice import MULTIPLE_CHOICE, ChoiceExample
-from taskmix.tasks.base import SplitSource, Task
+from taskmix.tasks.base import SUPERGLUE, SplitSource, Task
 from taskmix.tasks.readers import jsonl_rows
 from taskmix.tasks.registry import register_task
 
@@ -58,4 +58,5 @@ COPA = register_task(Task(
     labels=CHOICES,
     submission_files={"test": "COPA.jsonl"},
     description="COPA: the more plausible cause or effect of a premise, out of two",
+    benchmark=SUPERGLUE,
 ))

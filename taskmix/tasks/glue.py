@@ -13,7 +13,7 @@ from typing import Mapping
 from taskmix.kinds.base import TaskKind
 from taskmix.kinds.classification import CLASSIFICATION
 from taskmix.kinds.regression import REGRESSION
-from taskmix.tasks.base import HubSource, SplitSource, Task
+from taskmix.tasks.base import GLUE, HubSource, SplitSource, Task
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 from taskmix.tasks.registry import register_task
 
@@ -45,6 +45,7 @@ def glue_task(
     dev_splits: tuple[str, ...] = ("dev",),
     description: str = "",
     majority_floor: bool = False,
+    benchmark: str = GLUE,
 ) -> Task:
     """Build a GLUE task: splits named in `submission` are the unlabelled test splits."""
     target = LabelSpec(kind, labels)
@@ -69,6 +70,7 @@ def glue_task(
         hub=HubSource(HUB_PATH, hub_config, hub_splits, {"uid": "idx", **hub_fields}),
         description=description,
         majority_floor=majority_floor,
+        benchmark=benchmark,
     )
 
 
@@ -181,6 +183,7 @@ GLUE_TASKS: tuple[Task, ...] = (
         submission={"test": "AX.tsv"},
         dev_splits=("full",),
         description="GLUE diagnostic: scored with an MNLI model (R3), overall and per category",
+        benchmark="",  # analysis only: not part of the GLUE score
     ),
 )
 

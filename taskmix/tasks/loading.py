@@ -106,7 +106,9 @@ def _load_from_hub(task: Task, split: str) -> list[Any]:
             f"Give a local data directory (${DATA_ENV} or --data-dir)"
         ) from exc
     fields = hub.fields
-    unlabelled = split in task.submission_files or "label" not in fields
+    unlabelled = split in task.submission_files or ("label" not in fields and hub.row is None)
+    if hub.row is not None:
+        return _rows_from_hub(task, split, rows, not unlabelled)
     examples = []
     for position, row in enumerate(rows):
         label = None if unlabelled else row[fields["label"]]
@@ -114,20 +116,28 @@ def _load_from_hub(task: Task, split: str) -> list[Any]:
             continue
         if label is not None:
             label = task.kind.hub_label(label)
-        uid = str(row[fields["uid"]]) if "uid" in fields else str(position)
-        if hub.example is not None:
-            try:
-                examples.append(hub.example(row, label, uid))
-            except ValueError as error:
-                raise DataError(f"task '{task.name}': {hub.path} ({hub.name}) split {hub.splits[split]} "
-                                f"row {position}: {error}") from None
-            continue
         examples.append(
             Example(
                 text_a=row[fields["text_a"]],
                 text_b=row[fields["text_b"]] if "text_b" in fields else None,
                 label=label,
-                uid=uid,
+                uid=str(row[fields["uid"]]) if "uid" in fields else str(position),
             )
         )
+    return examples
+
+
+def _rows_from_hub(task: Task, split: str, rows, labelled: bool) -> list[Any]:
+    """Examples built by the task's own hub-row hook (kinds whose examples are not text columns)."""
+    hub = task.hub
+    assert hub is not None and hub.row is not None
+    examples = []
+    for position, row in enumerate(rows):
+        try:
+            example = hub.row(row, labelled)
+        except ValueError as error:
+            raise DataError(f"task '{task.name}': {hub.path} ({hub.name}) split {hub.splits[split]} "
+                            f"row {position}: {error}") from None
+        if example is not None:
+            examples.append(example)
     return examples

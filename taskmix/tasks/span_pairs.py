@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict
 from taskmix.errors import DataError
 from taskmix.kinds.span_pair import SPAN_PAIR, CharSpan, SpanPairExample
 from taskmix.tasks.base import HubSource, SplitSource, Task
+from taskmix.tasks.loading import HUB_NO_LABEL
 from taskmix.tasks.custom import CustomKind, CustomTaskSpec, register_custom_kind
 from taskmix.tasks.readers import jsonl_rows
 from taskmix.tasks.registry import register_task
@@ -174,6 +175,21 @@ class SpanPairJsonl:
         return examples
 
 
+def hub_rows(build: RowBuilder) -> Callable[[Mapping[str, Any], bool], SpanPairExample | None]:
+    """The hub-row hook of a span-pair task: the hub's label index and idx, then the task's row builder.
+
+    The hub marks rows without a label by -1; such a row of a labelled split is skipped.
+    """
+
+    def read(row: Mapping[str, Any], labelled: bool) -> SpanPairExample | None:
+        label = int(row["label"]) if labelled else None
+        if label == HUB_NO_LABEL:
+            return None
+        return build(row, label, str(row["idx"]))
+
+    return read
+
+
 def span_pair_task(name: str, folder: str, build: RowBuilder, hub_build: RowBuilder, submission: str,
                    description: str) -> Task:
     splits = {split: SplitSource(f"superglue/{folder}/{file}", SpanPairJsonl(build, labelled=split != "test"))
@@ -185,7 +201,7 @@ def span_pair_task(name: str, folder: str, build: RowBuilder, hub_build: RowBuil
         splits=splits,
         labels=BOOLEAN,
         submission_files={"test": submission},
-        hub=HubSource(SUPERGLUE_HUB, folder, SUPERGLUE_HUB_SPLITS, {"label": "label", "uid": "idx"}, hub_build),
+        hub=HubSource(SUPERGLUE_HUB, folder, SUPERGLUE_HUB_SPLITS, row=hub_rows(hub_build)),
         description=description,
     )
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Mapping
 
 from taskmix.kinds.classification import CLASSIFICATION
-from taskmix.tasks.base import HubSource, SplitSource, Task
+from taskmix.tasks.base import SUPERGLUE, HubSource, SplitSource, Task
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 from taskmix.tasks.registry import register_task
 
@@ -61,6 +61,7 @@ def superglue_task(
         submission_files={"test": submission},
         hub=HubSource(SUPERGLUE_HUB, folder, SUPERGLUE_HUB_SPLITS, hub_fields),
         description=description,
+        benchmark=SUPERGLUE,
     )
 
 
