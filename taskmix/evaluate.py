@@ -12,7 +12,7 @@ from taskmix import metrics as glue_metrics
 from taskmix.checkpoints import read_checkpoint
 from taskmix.diagnostic import (SUPERGLUE_DIAGNOSTICS, diagnostic_table_markdown, is_entailment, is_nli,
                                 score_diagnostic, to_nli_order)
-from taskmix.errors import CheckpointError, ConfigError
+from taskmix.errors import ConfigError
 from taskmix.models.encoder import encoder_family
 from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel

@@ -16,7 +16,8 @@ from taskmix.cli import main
 from taskmix.config import StageConfig, parse_experiment
 from taskmix.errors import ConfigError, DataError
 from taskmix.kinds.extractive_qa import (EXTRACTIVE_QA, Answer, AnswerSpan, QAExample, SpanFeatures, SpanHead,
-                                         best_spans, normalize_answer)
+                                         best_spans)
+from taskmix.text_answers import normalize_answer
 from taskmix.metrics import compute_metrics
 from taskmix.models.encoder import HFEncoder
 from taskmix.models.model import MultiTaskModel

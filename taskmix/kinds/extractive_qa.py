@@ -18,8 +18,6 @@ Choices the papers leave open (standard SQuAD v1 practice):
 from __future__ import annotations
 
 import re
-import string
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, NamedTuple, Sequence
 
@@ -33,6 +31,7 @@ from taskmix.kinds.base import TaskKind, register_kind
 from taskmix.metrics import register_metric
 from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import Head, register_head
+from taskmix.text_answers import best_exact_match, best_f1
 from taskmix.training.features import TOKENIZE_CHUNK, TokenizedSplit
 
 # Longest predicted answer, in tokens: the usual SQuAD setting (BERT's and Hugging Face's default).
@@ -337,40 +336,17 @@ class SpanHead(Head):
 
 # -- SQuAD v1.1 scoring ------------------------------------------------------------------------
 
-_ARTICLES = re.compile(r"\b(a|an|the)\b")
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
-def normalize_answer(text: str) -> str:
-    """SQuAD v1.1's normalisation: lowercase, drop ASCII punctuation, drop a/an/the, collapse whitespace."""
-    return " ".join(_ARTICLES.sub(" ", text.lower().translate(_PUNCTUATION)).split())
-
-
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
-
-
-def token_f1(prediction: str, gold: str) -> float:
-    """F1 of the bags of normalised tokens (0 when they share none, also when both are empty, as in v1.1)."""
-    predicted, wanted = normalize_answer(prediction).split(), normalize_answer(gold).split()
-    common = sum((Counter(predicted) & Counter(wanted)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(predicted), common / len(wanted)
-    return 2 * precision * recall / (precision + recall)
-
-
 def _over_questions(per_answer):
     """A metric: per question the best value over its gold answers, averaged over questions."""
 
     def metric(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> float:
-        return float(np.mean([max(per_answer(p, g) for g in answers) for p, answers in zip(predictions, golds)]))
+        return float(np.mean([per_answer(p, answers) for p, answers in zip(predictions, golds)]))
 
     return metric
 
 
-register_metric("squad_em", _over_questions(exact_match))
-register_metric("squad_f1", _over_questions(token_f1))
+register_metric("squad_em", _over_questions(best_exact_match))
+register_metric("squad_f1", _over_questions(best_f1))
 
 
 class ExtractiveQAKind(TaskKind):
