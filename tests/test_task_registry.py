@@ -191,3 +191,13 @@ def test_custom_tasks_redefine_custom_but_never_builtin_tasks():
     assert get_task("toy-redefined").labels == ("a", "b", "c")
     with pytest.raises(ConfigError, match="clashes with registered task 'rte'"):
         register_task(dataclasses.replace(get_task("rte"), labels=("x",)), custom=True)
+
+
+def test_every_superglue_submission_task_counts_towards_the_superglue_score():
+    from taskmix.tasks import all_tasks
+    from taskmix.tasks.base import SUPERGLUE
+
+    jsonl = {t.name: t.benchmark for t in all_tasks() if any(f.endswith(".jsonl") for f in t.submission_files.values())}
+    diagnostics = {name for name in jsonl if name.startswith("ax-")}
+    assert {"wsc", "wic", "boolq", "cb", "copa", "multirc", "record", "superglue-rte"} <= set(jsonl)
+    assert {name for name, benchmark in jsonl.items() if benchmark != SUPERGLUE} == diagnostics

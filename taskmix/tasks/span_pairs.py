@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict
 
 from taskmix.errors import DataError
 from taskmix.kinds.span_pair import SPAN_PAIR, CharSpan, SpanPairExample
-from taskmix.tasks.base import HubSource, SplitSource, Task
+from taskmix.tasks.base import SUPERGLUE, HubSource, SplitSource, Task
 from taskmix.tasks.loading import HUB_NO_LABEL
 from taskmix.tasks.custom import CustomKind, CustomTaskSpec, register_custom_kind
 from taskmix.tasks.readers import jsonl_rows
@@ -202,6 +202,7 @@ def span_pair_task(name: str, folder: str, build: RowBuilder, hub_build: RowBuil
         labels=BOOLEAN,
         submission_files={"test": submission},
         hub=HubSource(SUPERGLUE_HUB, folder, SUPERGLUE_HUB_SPLITS, row=hub_rows(hub_build)),
+        benchmark=SUPERGLUE,
         description=description,
     )
 
