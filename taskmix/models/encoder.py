@@ -54,6 +54,14 @@ class Encoder(nn.Module):
         """The word-embedding table (tied MLM heads and embedding-noise regularisers use it)."""
         raise NotImplementedError
 
+    def trainable_when_frozen(self) -> list[nn.Parameter]:
+        """Parameters a stage with `frozen: true` still trains (e.g. ELMo-style scalar-mix weights).
+
+        None by default: a frozen encoder is then deterministic, and its outputs can be
+        computed once per split and reused (`taskmix.training.frozen_features`).
+        """
+        return []
+
 
 def resolve_model_path(name: str) -> str:
     """Map a bundled short name (e.g. `minilm`) to its local path; pass other names through."""

@@ -31,6 +31,11 @@ class MultiTaskModel(nn.Module):
         return embeds
 
     def encode(self, batch: dict[str, torch.Tensor], inputs_embeds: torch.Tensor | None = None) -> EncoderOutput:
+        """The encoder's output, or the frozen encoder's cached output when the batch carries it
+        (`taskmix.training.frozen_features`)."""
+        if "encoded_tokens" in batch:
+            return EncoderOutput(tokens=batch["encoded_tokens"], pooled=batch["encoded_pooled"],
+                                 mask=batch["attention_mask"])
         if inputs_embeds is None and self.task_embedding is not None and "task_id" in batch:
             inputs_embeds = self.embed(batch)
         return self.encoder(
