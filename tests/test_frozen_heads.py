@@ -19,17 +19,20 @@ from taskmix.cli import main
 from taskmix.config import parse_experiment
 from taskmix.errors import ConfigError
 from taskmix.evaluate import model_from_checkpoint, read_checkpoint
-from taskmix.experiment import ExperimentRunner
+from taskmix.experiment import ExperimentRunner, pipeline_label
 from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import ClassificationHead, RegressionHead, build_head
 from taskmix.models.sesame import SesameHead, pair_features, resolve_size, split_pair
-from taskmix.models.encoder import encoder_family
+from taskmix.models.encoder import FAMILIES, encoder_family
 from taskmix.runtime import Runtime
+from taskmix.study.grid import expand, load_study
 from taskmix.tasks import get_task
 from taskmix.training import frozen_features
+from taskmix.training.freezing import apply_freezing
 from taskmix.training.stage import StageTrainer
 
 CPU = torch.device("cpu")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SMALL = {"max_train_examples": 32, "max_dev_examples": 24, "batch_size": 8, "predict_test": False}
 
 
@@ -285,3 +288,30 @@ def test_cli_frozen_tiny_encoder_with_sesame_heads_on_glue(tmp_path, data_dir, t
         for row in rows:
             uid, prediction, _ = row.split("\t")
             assert kind.format_prediction(task_obj, by_uid[uid]) == prediction
+
+
+def test_a_later_unfrozen_stage_restores_the_flags_the_encoder_was_built_with(tmp_path, data_dir, tiny_encoder):
+    exp = runner(tmp_path, data_dir, tiny_encoder, {"tasks": ["rte"]})
+    model = exp.assembly.fresh_model(None)
+    model.encoder.model.embeddings.requires_grad_(False)  # a part the encoder keeps fixed in every stage
+    assert apply_freezing(model, True).trainable == 0
+    apply_freezing(model, False)
+    flags = {name: p.requires_grad for name, p in model.encoder.named_parameters()}
+    assert not any(v for n, v in flags.items() if n.startswith("model.embeddings."))
+    assert all(v for n, v in flags.items() if not n.startswith("model.embeddings."))
+
+
+def test_the_sesame_example_study_freezes_every_target_under_sesame_heads():
+    """Needs the bilstm and layer-mix encoder families (skipped where they are not registered)."""
+    if "bilstm" not in FAMILIES:
+        pytest.skip("needs the bilstm encoder family")
+    spec = load_study(EXAMPLES / "sesame_pretraining.yaml")
+    cells = expand(spec, validate=lambda e: parse_experiment(dict(e, name=spec.name)))
+    configs = [parse_experiment(dict(c.experiment, name=spec.name)) for c in cells]
+    labels = {pipeline_label(cfg.encoder, cfg.stages) for cfg in configs}
+    assert labels == {"random", "minilm-mix", "minilm-mix → snli",
+                      *(f"bilstm → {t}" for t in ("cola", "sst-2", "mrpc", "sts-b", "qnli", "snli"))}
+    for cfg in configs:
+        target = cfg.stages[-1]
+        assert target.frozen and target.head_model == "sesame"
+        assert [t.name for t in target.tasks] == ["cola", "sst-2", "mrpc", "sts-b", "rte", "wnli"]

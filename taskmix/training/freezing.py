@@ -2,7 +2,9 @@
 top of an encoder whose weights stay fixed.
 
 Freezing is decided per stage, on an encoder object that later stages may train again, so
-every stage sets `requires_grad` explicitly.  Frozen parameters get no gradients, hence no
+every stage sets `requires_grad` explicitly: a frozen stage turns it off, any other stage
+restores the flags the encoder was built with (an encoder may keep parts of itself fixed in
+every stage, e.g. a random baseline or the transformer under a layer mix).  Frozen parameters get no gradients, hence no
 optimizer state (the optimizer is built from parameters that require gradients); only
 the encoder's `trainable_when_frozen` parameters (ELMo-style scalar-mix weights) stay
 trainable.  The frozen encoder also runs in eval mode, so no dropout fires inside it:
@@ -12,9 +14,15 @@ its outputs for a text are fixed, which is what lets them be cached
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
+from torch import nn
+
 from taskmix.models.model import MultiTaskModel
+
+# Encoder -> the `requires_grad` flags it was built with, by parameter name (taken before any stage changes them).
+_BUILT_FLAGS: "weakref.WeakKeyDictionary[nn.Module, dict[str, bool]]" = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -25,8 +33,12 @@ class ParameterCounts:
 
 def apply_freezing(model: MultiTaskModel, frozen: bool) -> ParameterCounts:
     """Mark the encoder's parameters trainable or not for one stage; returns the model's counts."""
-    for param in model.encoder.parameters():
-        param.requires_grad_(not frozen)
+    encoder = model.encoder
+    if encoder not in _BUILT_FLAGS:
+        _BUILT_FLAGS[encoder] = {name: p.requires_grad for name, p in encoder.named_parameters()}
+    built = _BUILT_FLAGS[encoder]
+    for name, param in encoder.named_parameters():
+        param.requires_grad_(built[name] and not frozen)
     if frozen:
         for param in model.encoder.trainable_when_frozen():
             param.requires_grad_(True)
