@@ -223,7 +223,7 @@ class ExperimentConfig(Strict):
     def _checkpointing_needs_training(self) -> "ExperimentConfig":
         """Gradient checkpointing trades compute for memory in the encoder's backward pass; an encoder
         frozen in every stage has none."""
-        if self.encoder.gradient_checkpointing and all(s.frozen for s in self.stages):
+        if getattr(self.encoder, "gradient_checkpointing", False) and all(s.frozen for s in self.stages):
             raise ValueError("encoder.gradient_checkpointing has no effect when every stage has frozen: true; "
                              "remove it")
         return self
