@@ -18,6 +18,7 @@ from taskmix.config import ExperimentConfig, StageConfig, TaskRef
 from taskmix.errors import ConfigError
 from taskmix.models.encoder import EncoderFamily
 from taskmix.models.heads import build_head
+from taskmix.models.sesame import resolve_size
 from taskmix.models.model import MultiTaskModel
 from taskmix.pretraining import PretrainingTask, build_pretraining_task
 from taskmix.pretraining.stage_task import PretrainingStageTask
@@ -25,6 +26,7 @@ from taskmix.runtime import Runtime
 from taskmix.tasks import get_task
 from taskmix.tasks.base import Task
 from taskmix.task_refs import corpus_path, dev_split_names, labelled_task, pretraining_name
+from taskmix.training.features import TokenizedSplit
 from taskmix.training.stage_task import LabelledStageTask, TrainableTask
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
 
@@ -59,10 +61,14 @@ class Assembly:
                             f"stage '{stage.name}': task '{task.name}' has no split '{split}'; "
                             f"its splits are: {', '.join(task.splits)}"
                         )
+        heads = ("head_model", "head_size", "head_attention_width")
         for stages in self.cfg.stage_sequences():
-            for stage in stages[:-1]:
+            for stage, after in zip(stages[:-1], stages[1:]):
                 if stage.separate:
                     raise ConfigError(f"stage '{stage.name}': separate: true is only allowed on a pipeline's last stage")
+                if stage.keep_heads and any(getattr(stage, k) != getattr(after, k) for k in heads):
+                    raise ConfigError(f"stage '{stage.name}' keeps its heads for stage '{after.name}', which builds "
+                                      f"heads differently ({', '.join(heads)} must match)")
 
     def fresh_model(self, encoder_state: dict | None) -> MultiTaskModel:
         """A model with the pretrained encoder (or the given encoder state) and no heads.
@@ -79,10 +85,10 @@ class Assembly:
         return MultiTaskModel(self._encoder).to(self.rt.device)
 
     def model_with_heads(self, encoder_state: dict | None, refs: list[TaskRef], head_states: dict,
-                         dropout: float) -> MultiTaskModel:
-        """A fresh model carrying the heads of `refs`, with the given weights where there are any."""
+                         stage: StageConfig) -> MultiTaskModel:
+        """A fresh model carrying the heads of `refs` as `stage` builds them, with the given weights where there are any."""
         model = self.fresh_model(encoder_state)
-        self.add_heads(model, refs, head_states, dropout)
+        self.add_heads(model, refs, head_states, stage)
         return model
 
     def pretraining_task(self, ref: TaskRef) -> PretrainingTask:
@@ -104,13 +110,33 @@ class Assembly:
         task = get_task(ref.name)
         return head_name(ref, task), task.kind.head, task.num_classes
 
-    def add_heads(self, model: MultiTaskModel, refs: list[TaskRef], kept: dict[str, dict], dropout: float) -> None:
+    def head_model(self, ref: TaskRef, stage: StageConfig) -> dict | None:
+        """The head model the stage wraps around a task's head (None: the kind's pooled head).
+
+        Sesame heads need sentence segments (token features) and, for `head_size: auto`, the
+        entry's training rows: its training splits less any dev holdout, before data limits.
+        """
+        if stage.head_model == "pooled":
+            return None
+        if pretraining_name(ref.name):
+            raise ConfigError(f"stage '{stage.name}': head_model {stage.head_model!r} applies to labelled tasks, "
+                              f"not to the pretraining task '{ref.name}'")
+        task = get_task(ref.name)
+        pool = self.rt.splits(task).concatenated(ref.train_splits)
+        if not isinstance(pool, TokenizedSplit):
+            raise ConfigError(f"stage '{stage.name}': head_model {stage.head_model!r} needs a text or text-pair "
+                              f"task; '{task.name}' is a {task.kind.name} task")
+        pair = bool(np.any(pool.segment_starts < pool.lengths))
+        size = resolve_size(stage.head_size, task.name, len(pool) - (ref.dev_holdout or 0))
+        return {"model": stage.head_model, "size": size, "pair": pair, "attention_width": stage.head_attention_width}
+
+    def add_heads(self, model: MultiTaskModel, refs: list[TaskRef], kept: dict[str, dict], stage: StageConfig) -> None:
         """Build missing heads; vocabulary heads are tied to the encoder before kept weights load."""
         for ref in refs:
             name, kind, num_outputs = self.head_spec(ref)
             if name in model.heads:
                 continue
-            head = build_head(kind, model.encoder.hidden_size, num_outputs, dropout)
+            head = build_head(kind, model.encoder.hidden_size, num_outputs, stage.dropout, self.head_model(ref, stage))
             if hasattr(head, "tie_to"):
                 head.tie_to(model.encoder)
             if name in kept:

@@ -133,6 +133,31 @@ class StageConfig(Strict):
     r3f: R3FConfig | None = None
     predict_test: bool = True
     task_ids: bool = Field(default=False, description="add a learned task-id embedding (pretraining tasks, seed 003)")
+    frozen: bool = Field(default=False, description="train only the heads (and the encoder's trainable_when_frozen "
+                                                    "parameters, e.g. scalar-mix weights); the encoder runs in eval mode")
+    cache_features: bool = Field(default=True, description="frozen stages whose encoder has nothing trainable: "
+                                                           "encode each split once and reuse it (false recomputes "
+                                                           "the encoder every step)")
+    head_model: Literal["pooled", "sesame"] = Field(
+        default="pooled", description="pooled: the kind's head on the pooled vector; sesame: seed 001's target-task "
+                                      "model (projection, max-pool, pair features, MLP; App. B Table 5)")
+    head_size: Literal["small", "medium", "large", "auto"] = Field(
+        default="auto", description="sesame heads: Table 5's size group (auto: by task, else by training-set size)")
+    head_attention_width: int = Field(default=512, gt=0, description="sesame heads, large size, pair tasks: width "
+                                                                     "per direction of the cross-sentence BiLSTM")
+
+    @model_validator(mode="after")
+    def _frozen_combinations(self) -> "StageConfig":
+        """Settings that mean nothing with a frozen encoder, or heads settings without sesame heads."""
+        if self.frozen and self.r3f is not None:
+            raise ValueError("r3f regularises a fine-tuned encoder through noise on its input embeddings; "
+                             "with frozen: true the encoder does not change, so drop r3f or set frozen: false")
+        sesame_only = {"head_size", "head_attention_width"} & self.model_fields_set
+        if self.head_model != "sesame" and sesame_only:
+            raise ValueError(f"{', '.join(sorted(sesame_only))} apply only with head_model: sesame")
+        if not self.frozen and "cache_features" in self.model_fields_set:
+            raise ValueError("cache_features applies only with frozen: true")
+        return self
 
     @model_validator(mode="before")
     @classmethod
@@ -305,6 +330,15 @@ class ExperimentConfig(Strict):
                 raise ValueError(f"pipeline {pipeline} names unknown stages {unknown}; stages are {names}")
             if not pipeline:
                 raise ValueError("a pipeline needs at least one stage")
+        return self
+
+    @model_validator(mode="after")
+    def _checkpointing_needs_training(self) -> "ExperimentConfig":
+        """Gradient checkpointing trades compute for memory in the encoder's backward pass; an encoder
+        frozen in every stage has none."""
+        if getattr(self.encoder, "gradient_checkpointing", False) and all(s.frozen for s in self.stages):
+            raise ValueError("encoder.gradient_checkpointing has no effect when every stage has frozen: true; "
+                             "remove it")
         return self
 
     def stage_sequences(self) -> list[list[StageConfig]]:

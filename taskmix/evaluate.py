@@ -25,7 +25,8 @@ def model_from_checkpoint(saved: dict, device: torch.device) -> MultiTaskModel:
     """Rebuild the encoder (from its family's record) and heads of a checkpoint and load their weights."""
     model = MultiTaskModel(encoder_family(saved["encoder"]).build())
     for name, head in saved["heads"].items():
-        model.heads[name] = build_head(head["kind"], model.encoder.hidden_size, head["num_outputs"])
+        model.heads[name] = build_head(head["kind"], model.encoder.hidden_size, head["num_outputs"],
+                                       model=head.get("model"))
         if hasattr(model.heads[name], "tie_to"):
             model.heads[name].tie_to(model.encoder)
     model.load_state_dict(saved["state_dict"])

@@ -123,7 +123,7 @@ class ExperimentRunner:
                 self.stage_cache.store(key, group.encoder_state, group.head_states,
                                        [asdict(r) for r in group.restarts], group.selected)
         if distributed.is_main():
-            model = self.assembly.model_with_heads(group.encoder_state, refs, group.head_states, stage.dropout)
+            model = self.assembly.model_with_heads(group.encoder_state, refs, group.head_states, stage)
             self.writer.write(model, stage, group, out_dir, is_final)
         return group
 
@@ -160,7 +160,7 @@ class ExperimentRunner:
             if not self.cfg.diagnostic:
                 return None
             model = self.assembly.model_with_heads(group.encoder_state, [TaskRef(name=task.name, head=st.head)],
-                                                   group.head_states, stage.dropout)
+                                                   group.head_states, stage)
             return diagnostic_scores(self.rt, model, st.head, task)
 
         return diagnose

@@ -90,7 +90,7 @@ class RestartRunner:
             tasks = tasks_of[r] = self.assembly.stage_tasks(refs, stage, np.random.default_rng(seed))
             model = self.assembly.fresh_model(encoder_state)
             torch.manual_seed(seed)
-            self.assembly.add_heads(model, refs, kept_heads, stage.dropout)
+            self.assembly.add_heads(model, refs, kept_heads, stage)
             if stage.task_ids:
                 model.task_embedding = TaskIdEmbedding(model.encoder.hidden_size).to(rt.device)
             log.info("stage '%s' %s restart %d/%d (seed %d): %s", stage.name, [t.name for t in refs], r + 1,
@@ -99,7 +99,7 @@ class RestartRunner:
                        if self.cfg.tensorboard and distributed.is_main() else None)
             trainer = StageTrainer(model, stage, tasks, device=rt.device, precision=rt.precision, seed=seed,
                                    pad_id=rt.pad_id, eval_batch_size=rt.eval_batch_size,
-                                   progress=self.progress, tracker=tracker)
+                                   progress=self.progress, tracker=tracker, feature_cache=rt.feature_cache)
             restart, predictions = self.train_restart(trainer, stage, key, r, seed)
             restarts.append(restart)
             if restart.failed is None and (best is None or restart.score > best.score):

@@ -14,12 +14,14 @@ from taskmix.tasks.base import Task
 from taskmix.training.device import default_eval_batch_size, resolve_precision, select_device
 from taskmix.kinds.base import Features
 from taskmix.training.features import TokenCache
+from taskmix.training.frozen_features import FrozenFeatureCache
 from taskmix.training.predict import predict
 from taskmix.training.task_data import TaskSplits
 
 
 class Runtime:
-    """Device, precision, inference batch size, the encoder family's tokenizer, and one `TaskSplits` per task."""
+    """Device, precision, inference batch size, the encoder family's tokenizer, one `TaskSplits` per task,
+    and the cache of frozen encoders' outputs."""
 
     def __init__(self, encoder: EncoderFamily, data_dir: Path | None, max_length: int, device: str = "auto",
                  precision: str = "auto", cache_dir: Path | None = None, threads: int | None = None,
@@ -34,6 +36,7 @@ class Runtime:
         self.tokenizer = encoder.tokenizer()
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         self.cache = TokenCache(cache_dir)
+        self.feature_cache = FrozenFeatureCache(cache_dir / "frozen_features" if cache_dir else None)
         self._splits: dict[str, TaskSplits] = {}
 
     def splits(self, task: Task) -> TaskSplits:

@@ -197,13 +197,13 @@ def test_a_version_0_store_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
         db.executescript(VERSION_0)
     (cell,) = make_cells(1)
     with ResultsStore(tmp_path) as store:
-        assert [(r["cell_id"], r["score"]) for r in store.results()] == [("old", 0.6)]
+        assert [(r["cell_id"], r["score"], r["stage_limits"]) for r in store.results()] == [("old", 0.6, ())]
         store.add_cells("demo", [cell])
         store.mark_done(cell.cell_id, two_pipelines(0))
         assert len(store.results()) == 1 + 2 * 3
         assert store.integrity_ok()
     with sqlite3.connect(tmp_path / "results.sqlite") as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
     ResultsStore(tmp_path).close()  # opening a migrated file again changes nothing
 
 

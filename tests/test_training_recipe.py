@@ -41,7 +41,7 @@ def train(tmp_path: Path, data_dir: Path, tiny_encoder: Path, stage: dict[str, A
     tasks = exp.assembly.stage_tasks(cfg.tasks, cfg, np.random.default_rng(0))
     model = exp.assembly.fresh_model(None)
     torch.manual_seed(0)
-    exp.assembly.add_heads(model, cfg.tasks, {}, cfg.dropout)
+    exp.assembly.add_heads(model, cfg.tasks, {}, cfg)
     trainer = StageTrainer(model, cfg, tasks, device=CPU, precision=precision, seed=0, pad_id=exp.rt.pad_id,
                            progress=False)
     return trainer.train(checkpoint=checkpoint)

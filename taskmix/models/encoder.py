@@ -60,8 +60,11 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
     def trainable_when_frozen(self) -> list[nn.Parameter]:
-        """Parameters that still train in a stage that freezes the encoder: none, except where the family
-        defines task-adapted parts (the scalar-mix weights of a frozen contextual encoder, seed 001 §3)."""
+        """Parameters a stage with `frozen: true` still trains (e.g. ELMo-style scalar-mix weights).
+
+        None by default: a frozen encoder is then deterministic, and its outputs can be
+        computed once per split and reused (`taskmix.training.frozen_features`).
+        """
         return []
 
 

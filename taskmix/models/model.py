@@ -31,6 +31,11 @@ class MultiTaskModel(nn.Module):
         return embeds
 
     def encode(self, batch: dict[str, torch.Tensor], inputs_embeds: torch.Tensor | None = None) -> EncoderOutput:
+        """The encoder's output, or the frozen encoder's cached output when the batch carries it
+        (`taskmix.training.frozen_features`)."""
+        if "encoded_tokens" in batch:
+            return EncoderOutput(tokens=batch["encoded_tokens"], pooled=batch["encoded_pooled"],
+                                 mask=batch["attention_mask"])
         if inputs_embeds is None and self.task_embedding is not None and "task_id" in batch:
             inputs_embeds = self.embed(batch)
         return self.encoder(
@@ -40,11 +45,3 @@ class MultiTaskModel(nn.Module):
     def forward(self, head_name: str, batch: dict[str, torch.Tensor], inputs_embeds: torch.Tensor | None = None) -> torch.Tensor:
         return self.heads[head_name](self.encode(batch, inputs_embeds), batch)
 
-
-def parameter_counts(model: nn.Module) -> tuple[int, int]:
-    """(trainable, frozen) parameter counts: what an optimizer of `model` updates and what it leaves alone.
-
-    Tables held as buffers (the BiLSTM encoder's word vectors) are not parameters and count in neither.
-    """
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, sum(p.numel() for p in model.parameters()) - trainable

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from taskmix.errors import ConfigError
-from taskmix.study.grid import AVG_VALUE, TableSpec
+from taskmix.study.grid import ARROW, AVG_VALUE, TableSpec
 from taskmix.study.store import DIAGNOSTIC_TASK
 from taskmix.tasks import get_task
 from taskmix.tasks.base import SUPERGLUE
@@ -35,27 +35,59 @@ def size_label(size: int | None) -> str:
 
 
 def setting_fields(rows: Iterable[dict[str, Any]]) -> list[str]:
-    """Grid fields besides the seed that take several values within one pipeline and data size.
+    """Grid fields besides the seed that take several values within one pipeline and its data sizes.
 
     A grid over fields the pipeline label does not show (precision, learning rate, batching)
     would otherwise pool different settings into one table row; these fields name the rows.
+    A field that sets a stage's data size is no such field: the size names the row itself.
     """
     values: dict[str, dict[tuple, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in rows:
-        group = (r["pipeline"], r["max_train_examples"])
+        group = (r["pipeline"], r["max_train_examples"], tuple(r.get("stage_limits", ())))
         for name, value in r.get("fields", {}).items():
             if name != "seed":
                 values[name][group].add(value_label(value))
     return [name for name, groups in values.items() if any(len(v) > 1 for v in groups.values())]
 
 
-def _label(row: dict[str, Any], sizes_vary: bool, settings: list[str]) -> str:
-    """A result row's table row: pipeline, the setting fields' values, and the data size when sizes differ."""
-    label = row["pipeline"]
-    shown = [f"{name}={value_label(row['fields'][name])}" for name in settings if name in row.get("fields", {})]
-    if shown:
-        label += f" [{', '.join(shown)}]"
-    return f"{label} ({size_label(row['max_train_examples'])})" if sizes_vary else label
+def varying_stages(rows: Iterable[dict[str, Any]]) -> dict[str, set[int]]:
+    """pipeline -> positions of its stages before the target whose training-row limit differs between rows."""
+    seen: dict[tuple[str, int], set] = defaultdict(set)
+    for r in rows:
+        for position, size in enumerate(r.get("stage_limits", ())):
+            seen[(r["pipeline"], position)].add(size)
+    out: dict[str, set[int]] = defaultdict(set)
+    for (pipeline, position), sizes in seen.items():
+        if len(sizes) > 1:
+            out[pipeline].add(position)
+    return dict(out)
+
+
+@dataclass(frozen=True)
+class RowLabeler:
+    """Table-row names of result rows: the pipeline, with the data size of each of its stages whose
+    size varies ('random → cola (1000 examples)'), the setting fields' values and, where target
+    sizes vary, the target's data size.  `omit` leaves out one stage's size, the x axis of a curve."""
+
+    settings: list[str]
+    stages: dict[str, set[int]]
+
+    @classmethod
+    def of(cls, rows: list[dict[str, Any]]) -> "RowLabeler":
+        return cls(setting_fields(rows), varying_stages(rows))
+
+    def __call__(self, row: dict[str, Any], sizes_vary: bool, omit: int | None = None) -> str:
+        parts = row["pipeline"].split(ARROW)
+        limits = row.get("stage_limits", ())
+        for position in sorted(self.stages.get(row["pipeline"], ())):
+            if position != omit and position + 1 < len(parts):
+                parts[position + 1] += f" ({size_label(limits[position])})"
+        label = ARROW.join(parts)
+        shown = [f"{name}={value_label(row['fields'][name])}" for name in self.settings
+                 if name in row.get("fields", {})]
+        if shown:
+            label += f" [{', '.join(shown)}]"
+        return f"{label} ({size_label(row['max_train_examples'])})" if sizes_vary else label
 
 
 @dataclass
@@ -135,10 +167,10 @@ def glue_tables(rows: Iterable[dict[str, Any]]) -> list[GlueTable]:
     """GLUE tables from selected result rows, one per data size (full data first)."""
     by_size: dict[int | None, dict[tuple[str, str], Sample]] = defaultdict(lambda: defaultdict(Sample))
     rows = list(rows)
-    settings = setting_fields(rows)
+    label = RowLabeler.of(rows)
     for r in rows:
         if r["is_selected"] and r["task"] != DIAGNOSTIC_TASK:
-            key = (_label(r, False, settings), r["task"])
+            key = (label(r, False), r["task"])
             by_size[r["max_train_examples"]][key].runs.append((r["seed"], 100.0 * r["score"]))
     tables = []
     for size in sorted(by_size, key=lambda s: (s is not None, s or 0)):
@@ -161,7 +193,7 @@ def benchmark_of(task: str) -> str:
         return ""
 
 
-def _row_average(cells: dict[tuple[str, str], Sample], row: str, tasks: list[str]) -> Sample | None:
+def _row_average(cells: dict[tuple[Any, str], Sample], row: Any, tasks: list[str]) -> Sample | None:
     """Per-seed macro average over the tasks, for seeds that have every task; else None."""
     if any((row, t) not in cells for t in tasks):
         return None
@@ -255,15 +287,63 @@ class CurvePoint:
     std: float
 
 
-def learning_curves(tables: list[GlueTable]) -> dict[str, dict[str, list[CurvePoint]]]:
-    """task -> pipeline -> score at each data size; empty unless the size varies."""
-    if len(tables) < 2:
-        return {}
-    curves: dict[str, dict[str, list[CurvePoint]]] = defaultdict(lambda: defaultdict(list))
-    for table in tables:
-        for (row, task), sample in table.cells.items():
-            curves[task][row].append(CurvePoint(table.size, sample.mean, sample.std))
-    return {task: dict(rows) for task, rows in curves.items()}
+@dataclass(frozen=True)
+class CurveSet:
+    """Scores against the data size of one stage: `stage` None for the target stage, else the position
+    of a stage before it (0: the pipeline's first stage, the pretraining stage of seed 001 Fig. 2).
+    `curves`: task (and Avg) -> line -> points; a line is a table row without that stage's size."""
+
+    stage: int | None
+    curves: dict[str, dict[str, list[CurvePoint]]]
+
+    @property
+    def axis(self) -> str:
+        if self.stage is None:
+            return "target training examples"
+        return f"training examples of pipeline stage {self.stage + 1}"
+
+
+def learning_curves(rows: Iterable[dict[str, Any]]) -> list[CurveSet]:
+    """One curve set for the target's data size and one per earlier stage position whose size varies.
+
+    Points are the selected runs' mean ± std over seeds; an Avg panel holds the per-seed
+    macro average over the tasks (as Fig. 2's overall score) when there are several tasks.
+    Lines with a single size are left out (nothing varies along them).
+    """
+    rows = [r for r in rows if r["is_selected"] and r["task"] != DIAGNOSTIC_TASK]
+    label = RowLabeler.of(rows)
+    targets_vary = len({r["max_train_examples"] for r in rows}) > 1
+    sets: list[CurveSet] = []
+    if targets_vary:
+        sets.append(CurveSet(None, _curves(rows, lambda r: label(r, False), lambda r: r["max_train_examples"])))
+    for position in sorted({p for varying in label.stages.values() for p in varying}):
+        along = [r for r in rows if position in label.stages.get(r["pipeline"], ())]
+        sets.append(CurveSet(position, _curves(along, lambda r: label(r, targets_vary, omit=position),
+                                               lambda r: r["stage_limits"][position])))
+    return [s for s in sets if s.curves]
+
+
+def _curves(rows: list[dict[str, Any]], line_of, size_of) -> dict[str, dict[str, list[CurvePoint]]]:
+    """task -> line -> points sorted by size (full data last), plus Avg; lines of one point dropped."""
+    cells: dict[tuple[tuple[str, int | None], str], Sample] = defaultdict(Sample)
+    for r in rows:
+        cells[((line_of(r), size_of(r)), r["task"])].runs.append((r["seed"], 100.0 * r["score"]))
+    tasks = list(dict.fromkeys(task for _, task in cells))
+    points: dict[str, dict[str, list[CurvePoint]]] = defaultdict(lambda: defaultdict(list))
+    for ((line, size), task), sample in cells.items():
+        points[task][line].append(CurvePoint(size, sample.mean, sample.std))
+    if len(tasks) > 1:
+        for key in dict.fromkeys(key for key, _ in cells):
+            average = _row_average(cells, key, tasks)
+            if average is not None:
+                points[AVG][key[0]].append(CurvePoint(key[1], average.mean, average.std))
+    out: dict[str, dict[str, list[CurvePoint]]] = {}
+    for task, lines in points.items():
+        kept = {line: sorted(pts, key=lambda p: (p.size is None, p.size or 0)) for line, pts in lines.items()
+                if len(pts) > 1}
+        if kept:
+            out[task] = kept
+    return out
 
 
 @dataclass(frozen=True)
@@ -277,12 +357,12 @@ def restart_runs(rows: Iterable[dict[str, Any]], sizes_vary: bool) -> dict[str, 
     """task -> pipeline (with data size when it varies) -> every restart of every seed."""
     runs: dict[str, dict[str, list[RestartRun]]] = defaultdict(lambda: defaultdict(list))
     rows = list(rows)
-    settings = setting_fields(rows)
+    label = RowLabeler.of(rows)
     for r in rows:
         if r["task"] == DIAGNOSTIC_TASK:
             continue
         run = RestartRun(100.0 * r["score"], r["degenerate"], r["is_selected"])
-        runs[r["task"]][_label(r, sizes_vary, settings)].append(run)
+        runs[r["task"]][label(r, sizes_vary)].append(run)
     return {task: dict(groups) for task, groups in runs.items()}
 
 
@@ -293,11 +373,11 @@ def diagnostic_table(
     table: dict[str, dict[str, Sample]] = defaultdict(lambda: defaultdict(Sample))
     categories: dict[str, None] = {}
     rows = list(rows)
-    settings = setting_fields(rows)
+    labeler = RowLabeler.of(rows)
     for r in rows:
         if r["task"] != DIAGNOSTIC_TASK or not r["is_selected"]:
             continue
-        label = _label(r, sizes_vary, settings)
+        label = labeler(r, sizes_vary)
         metrics = r["metrics"]
         overall = metrics.get("r3", r["score"])
         table[label]["Overall"].runs.append((r["seed"], 100.0 * overall))

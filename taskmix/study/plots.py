@@ -40,8 +40,8 @@ def correlation_heatmap(names: list[str], matrix: np.ndarray, title: str) -> byt
     return _png(fig)
 
 
-def learning_curves(curves: dict[str, dict[str, list[CurvePoint]]]) -> bytes:
-    """One panel per task: score vs target training examples (log scale), one line per pipeline.
+def learning_curves(curves: dict[str, dict[str, list[CurvePoint]]], axis: str = "target training examples") -> bytes:
+    """One panel per task: score vs the training examples of one stage (log scale), one line per pipeline.
 
     Full-data points have no example count; they are drawn one step right of the largest
     limit and labelled 'full'.
@@ -63,7 +63,7 @@ def learning_curves(curves: dict[str, dict[str, list[CurvePoint]]]) -> bytes:
         ax.set_xticks(ticks, [str(s) for s in sizes] + ["full"])
         ax.minorticks_off()
         ax.set_title(task)
-        ax.set_xlabel("target training examples")
+        ax.set_xlabel(axis)
         ax.set_ylabel("score")
     handles, labels = fig.axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)))

@@ -80,7 +80,7 @@ def build_report(store: ResultsStore, baseline: str | None, title: str, study: S
         blocks += _glue_section(table, baseline)
     if study is not None:
         blocks += _pivot_sections(rows, store.cells(), study)
-    blocks += _learning_curve_section(tables)
+    blocks += _learning_curve_section(rows)
     blocks += _restart_section(rows, sizes_vary=len(tables) > 1)
     blocks += _diagnostic_section(rows, sizes_vary=len(tables) > 1)
     return blocks
@@ -237,13 +237,23 @@ def _correlation_section(table: GlueTable) -> list[Block]:
     ]
 
 
-def _learning_curve_section(tables: list[GlueTable]) -> list[Block]:
+def _learning_curve_section(rows: list[dict[str, Any]]) -> list[Block]:
+    """Scores against the data size of the target stage and of each earlier stage whose size varies
+    (seed 001 Fig. 2: GLUE scores against the pretraining stage's data)."""
     title = Heading("Learning curves")
-    curves = analysis.learning_curves(tables)
-    if not curves:
+    sets = analysis.learning_curves(rows)
+    if not sets:
         return [title, Paragraph("max_train_examples does not vary in this study: no learning curves.")]
-    return [title, Figure("learning_curves.png", plots.learning_curves(curves),
-                          "Score vs target training examples (mean ± std over seeds)")]
+    blocks: list[Block] = [title]
+    for curve_set in sets:
+        name = "learning_curves.png" if curve_set.stage is None else f"learning_curves_stage_{curve_set.stage + 1}.png"
+        blocks.append(Figure(name, plots.learning_curves(curve_set.curves, curve_set.axis),
+                             f"Score vs {curve_set.axis} (mean ± std over seeds)"))
+    if any(s.stage is not None for s in sets):
+        blocks.append(Paragraph("Pipeline stages are counted from the first stage after the encoder; a stage's "
+                                "size is the sum of its tasks' max_train_examples. Avg is the per-seed macro "
+                                "average over the target tasks."))
+    return blocks
 
 
 def _restart_section(rows: list[dict], sizes_vary: bool) -> list[Block]:

@@ -25,7 +25,8 @@ from taskmix.tasks import get_task
 log = logging.getLogger(__name__)
 
 
-def records(result: TargetResult, max_train_examples: int | None, seed: int) -> list[ResultRecord]:
+def records(result: TargetResult, max_train_examples: int | None, seed: int,
+            stage_limits: tuple[int | None, ...] = ()) -> list[ResultRecord]:
     """One store row per restart, the selected restart flagged, plus the AX row of a scored NLI head."""
     out = []
     for run in result.runs:
@@ -34,13 +35,15 @@ def records(result: TargetResult, max_train_examples: int | None, seed: int) -> 
             pipeline=result.pipeline, task=result.task, seed=seed, restart=run.restart,
             score=result.score if selected else run.score, metrics=dict(result.metrics if selected else run.metrics),
             degenerate=run.degenerate, is_selected=selected, max_train_examples=max_train_examples,
+            stage_limits=stage_limits,
         ))
     if result.diagnostic:
-        out.append(diagnostic_record(result, max_train_examples, seed))
+        out.append(diagnostic_record(result, max_train_examples, seed, stage_limits))
     return out
 
 
-def diagnostic_record(result: TargetResult, max_train_examples: int | None, seed: int) -> ResultRecord:
+def diagnostic_record(result: TargetResult, max_train_examples: int | None, seed: int,
+                      stage_limits: tuple[int | None, ...] = ()) -> ResultRecord:
     """The AX row of an NLI target: R3 of its selected head, overall and per coarse category.
 
     Its pipeline also names the NLI task whose head was scored ('minilm → snli'), so that
@@ -53,7 +56,7 @@ def diagnostic_record(result: TargetResult, max_train_examples: int | None, seed
         pipeline=result.pipeline + ARROW + result.task, task=DIAGNOSTIC_TASK, seed=seed,
         restart=result.selected_restart, score=overall,
         metrics={"r3": overall, "categories": categories, "rows": scores["overall"]["rows"]},
-        is_selected=True, max_train_examples=max_train_examples,
+        is_selected=True, max_train_examples=max_train_examples, stage_limits=stage_limits,
     )
 
 
@@ -71,6 +74,21 @@ def target_limits(cfg: ExperimentConfig) -> dict[tuple[str, str], int | None]:
             if not pretraining_name(ref.name):  # pretraining tasks train on their whole corpus
                 limits[(label, get_task(ref.name).name)] = ref.max_train_examples or final.max_train_examples
     return limits
+
+
+def stage_limits(cfg: ExperimentConfig) -> dict[str, tuple[int | None, ...]]:
+    """pipeline -> the training-row limit of each stage before its target stage (None: all rows).
+
+    A stage's limit is the sum of its labelled entries' limits (each the entry's own, else the
+    stage's), None when any entry trains on all its rows or on a corpus.
+    """
+    def limit(stage) -> int | None:
+        per_entry = [None if pretraining_name(ref.name) else ref.max_train_examples or stage.max_train_examples
+                     for ref in stage.tasks]
+        return None if None in per_entry else sum(per_entry)
+
+    return {pipeline_label(cfg.encoder, stages): tuple(limit(s) for s in stages[:-1])
+            for stages in cfg.stage_sequences()}
 
 
 class StudyRunner:
@@ -105,9 +123,10 @@ class StudyRunner:
             runner = ExperimentRunner(cfg, self.data_dir, run_dir, self.config_dir, progress=self.progress,
                                       stage_cache=self.study_dir / "stages")
             result = runner.run()
-            limits = target_limits(cfg)
+            limits, earlier = target_limits(cfg), stage_limits(cfg)
             store.mark_done(cell.cell_id, [r for t in result.targets
-                                           for r in records(t, limits.get((t.pipeline, t.task)), cfg.seed)])
+                                           for r in records(t, limits.get((t.pipeline, t.task)), cfg.seed,
+                                                            earlier.get(t.pipeline, ()))])
         except (TaskmixError, RuntimeError, ValueError, OSError, sqlite3.Error) as exc:
             log.error("cell %s failed: %s", cell.cell_id, exc)
             store.mark_failed(cell.cell_id, "".join(traceback.format_exception_only(type(exc), exc)).strip())

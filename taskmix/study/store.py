@@ -25,10 +25,10 @@ from taskmix.study.grid import Cell
 STORE_FILE = "results.sqlite"
 STATUSES = ("pending", "running", "done", "failed")
 BUSY_TIMEOUT_S = 60.0
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DIAGNOSTIC_TASK = "ax"  # the task of result rows holding a target head's AX diagnostic
 
-_SCHEMA = """
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS cells (
     cell_id     TEXT PRIMARY KEY,
     study       TEXT NOT NULL,
@@ -58,16 +58,21 @@ CREATE TABLE IF NOT EXISTS results (
 CREATE INDEX IF NOT EXISTS results_by_task ON results (task, pipeline);
 """
 
-# Version -> the script that brings a file of that version to the next one.  Version 0 keyed
-# results by (cell, task, restart), so a cell comparing pipelines on one target task could
-# not be stored; the table is rebuilt with the pipeline in its key, keeping every row.
+# Version -> the script that brings a file of that version to the next one; a new file is
+# created at version 1 and migrated from there.  Version 0 keyed results by (cell, task,
+# restart), so a cell comparing pipelines on one target task could not be stored; the table
+# is rebuilt with the pipeline in its key, keeping every row.  Version 2 adds the training-row
+# limits of the stages before the target (learning curves over a pretraining stage's size).
 _MIGRATIONS = {
     0: """
 ALTER TABLE results RENAME TO results_v0;
 DROP INDEX IF EXISTS results_by_task;
-""" + _SCHEMA + """
+""" + _SCHEMA_V1 + """
 INSERT INTO results SELECT * FROM results_v0;
 DROP TABLE results_v0;
+""",
+    1: """
+ALTER TABLE results ADD COLUMN stage_limits TEXT NOT NULL DEFAULT '[]';
 """,
 }
 
@@ -79,7 +84,9 @@ class ResultRecord:
     `pipeline` names the table row: the encoder and the stages before the target task
     ('minilm → snli'), never the target itself.  `score` is the task score (mean of its metrics, in [0, 1] for most tasks);
     `is_selected` marks the restart chosen on dev; `max_train_examples` is None for full
-    training data.  For the diagnostic task "ax", `pipeline` ends with the NLI task whose head
+    training data; `stage_limits` the training-row limits of the stages before the target, in
+    pipeline order (None: all rows), so that a study varying a pretraining stage's data can
+    draw scores against it.  For the diagnostic task "ax", `pipeline` ends with the NLI task whose head
     was scored, and `metrics` holds `r3` and a `categories` mapping of coarse category -> R3.
     """
 
@@ -93,6 +100,7 @@ class ResultRecord:
     is_selected: bool = False
     max_train_examples: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    stage_limits: tuple[int | None, ...] = ()
 
 
 class StoreError(RuntimeError):
@@ -128,7 +136,8 @@ class ResultsStore:
                              f"this one reads up to {SCHEMA_VERSION})")
         has_results = self._db.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'results'").fetchone() is not None
-        steps = [_MIGRATIONS[v] for v in range(version, SCHEMA_VERSION)] if has_results else [_SCHEMA]
+        start = version if has_results else 1
+        steps = ([] if has_results else [_SCHEMA_V1]) + [_MIGRATIONS[v] for v in range(start, SCHEMA_VERSION)]
         self._db.executescript(f"BEGIN IMMEDIATE;{''.join(steps)}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
 
     def close(self) -> None:
@@ -190,13 +199,14 @@ class ResultsStore:
                 int(r.is_selected),
                 r.max_train_examples,
                 canonical_json(r.timings),
+                canonical_json(list(r.stage_limits)),
             )
             for r in records
         ]
         with self._write() as db:
             self._require(db, cell_id)
             db.execute("DELETE FROM results WHERE cell_id = ?", (cell_id,))
-            db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany("INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             db.execute(
                 "UPDATE cells SET status = 'done', finished = ?, error = NULL WHERE cell_id = ?",
                 (_now(), cell_id),
@@ -242,6 +252,7 @@ class ResultsStore:
             row["metrics"] = json.loads(row["metrics"])
             row["fields"] = json.loads(row["fields"])
             row["timings"] = json.loads(row["timings"])
+            row["stage_limits"] = tuple(json.loads(row["stage_limits"]))
             row["degenerate"] = bool(row["degenerate"])
             row["is_selected"] = bool(row["is_selected"])
         return rows

@@ -22,12 +22,14 @@ from taskmix import metrics as glue_metrics
 from taskmix.config import StageConfig
 from taskmix.errors import NonFinitePredictions, TaskmixError
 from taskmix.mixture import build_schedule, loss_weights, sub_batches_per_step
-from taskmix.models.model import MultiTaskModel, parameter_counts
+from taskmix.models.model import MultiTaskModel
 from taskmix.rundir import load_torch, save_torch
 from taskmix.tensor_state import predictions_from_plain, to_plain
 from taskmix.training import distributed
 from taskmix.training.batching import to_device
 from taskmix.training.device import autocast, build_adamw, default_eval_batch_size, grad_scaler
+from taskmix.training.freezing import apply_freezing, encoder_is_fixed, set_training_mode
+from taskmix.training.frozen_features import FrozenFeatureCache, with_cached_features
 from taskmix.training.progress import StepProgress
 from taskmix.training.divergence import DivergenceState, TrainingDiverged, observe
 from taskmix.training.tracking import NullTracker
@@ -105,6 +107,7 @@ class StageTrainer:
         eval_batch_size: int | None = None,
         progress: bool = True,
         tracker: NullTracker | None = None,
+        feature_cache: FrozenFeatureCache | None = None,
     ):
         self.model = model
         self.cfg = cfg
@@ -116,6 +119,7 @@ class StageTrainer:
         self.eval_batch_size = eval_batch_size or default_eval_batch_size(device)
         self.progress = progress
         self.tracker = tracker or NullTracker()
+        self.feature_cache = feature_cache or FrozenFeatureCache()
 
     # -- planning -----------------------------------------------------------------------
     def _sizes(self) -> dict[str, int]:
@@ -130,10 +134,19 @@ class StageTrainer:
         return max(1, math.ceil(self.cfg.max_epochs * examples / per_step))
 
     def validation_interval(self, steps_per_epoch: int) -> int:
-        """Seed 000 App. B: validate every N steps times the number of tasks in the mixture."""
-        if self.cfg.validate_every == "epoch":
+        """Seed 000 App. B: validate every N steps times the number of tasks in the mixture.
+
+        Without an explicit `validate_every`, heads that come with their own cadence (Table 5's
+        100/100/1000 steps of the sesame heads) set N, the largest of the stage's heads.
+        """
+        every = self.cfg.validate_every
+        if "validate_every" not in self.cfg.model_fields_set:
+            own = [h.validation_steps for h in (self.model.heads[st.head] for st in self.tasks.values())
+                   if h.validation_steps is not None]
+            every = max(own) if own else every
+        if every == "epoch":
             return max(1, steps_per_epoch)
-        return self.cfg.validate_every * len(self.tasks)
+        return every * len(self.tasks)
 
     # -- training -----------------------------------------------------------------------
     def evaluate(self) -> Evaluation:
@@ -181,6 +194,14 @@ class StageTrainer:
         cfg = self.cfg
         rank, world = distributed.rank(), distributed.world_size()
         torch.manual_seed(distributed.rank_seed(self.seed, rank))
+        counts = apply_freezing(self.model, cfg.frozen)
+        log.info("stage '%s': %d trainable parameters, %d frozen%s", cfg.name, counts.trainable, counts.frozen,
+                 " (encoder frozen)" if cfg.frozen else "")
+        if cfg.frozen and cfg.cache_features and encoder_is_fixed(self.model, cfg.frozen):
+            cached = with_cached_features(list(self.tasks.values()), self.model, self.feature_cache,
+                                          pad_id=self.pad_id, batch_size=self.eval_batch_size, device=self.device,
+                                          precision=self.precision)
+            self.tasks = {st.name: st for st in cached}
         distributed.broadcast_module(self.model)
         sizes = self._sizes()
         total_steps = self.total_steps(sub_batches_per_step(cfg.mixture, len(sizes)))
@@ -197,7 +218,6 @@ class StageTrainer:
         optimizer = build_adamw(
             parameter_groups(self.model, cfg.weight_decay), cfg.lr, cfg.weight_decay, cfg.optimizer == "amsgrad", self.device
         )
-        log.info("stage '%s': %d trainable parameters, %d frozen", cfg.name, *parameter_counts(self.model))
         lr_factor = linear_warmup_decay(total_steps, cfg.warmup) if cfg.scheduler == "linear" else constant_factor
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
         scaler = grad_scaler(self.device, self.precision)
@@ -207,7 +227,7 @@ class StageTrainer:
             log.info("resuming stage at step %d/%d", progress.step, total_steps)
 
         started = time.perf_counter() - progress.seconds
-        self.model.train()
+        set_training_mode(self.model, cfg.frozen)
         bar = StepProgress(total_steps, progress.step, "+".join(self.tasks), self.progress and distributed.is_main())
         finished = schedule.finished
         while progress.step < total_steps and not finished and not progress.stopped:
@@ -297,7 +317,7 @@ class StageTrainer:
         """Evaluate, keep the best state, and apply early stopping and LR-on-plateau (seed 000 App. B)."""
         cfg = self.cfg
         current = self._evaluate_after(progress.step)
-        self.model.train()
+        set_training_mode(self.model, cfg.frozen)
         progress.history.append({"step": progress.step, "score": current.score, "scores": current.scores,
                                  "loss": progress.loss, "lr": optimizer.param_groups[0]["lr"]})
         self.tracker.scalars(progress.step, {
