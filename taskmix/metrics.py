@@ -21,11 +21,14 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from taskmix.errors import ConfigError
-from taskmix.tasks.base import Task
+
+if TYPE_CHECKING:  # kind modules register metrics while the task package is still importing
+    from taskmix.tasks.base import Task
 
 
 # A metric takes (predictions, labels) as its kind's `metric_inputs` returns them (1-d arrays for

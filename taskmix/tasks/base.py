@@ -70,7 +70,8 @@ class Task:
     extension picks the format (.tsv for GLUE, .jsonl for SuperGLUE).  `majority_floor`:
     when the model scores below the training majority class, report (and submit) the
     majority class instead, as seeds 001 and 002 do for WNLI, whose dev set is adversarial
-    to its training set.
+    to its training set.  `data_note` is added to the error when a split's file is missing
+    (e.g. where to get data that is not distributed with the benchmarks).
     """
 
     name: str
@@ -84,6 +85,7 @@ class Task:
     hub: HubSource | None = None
     description: str = ""
     majority_floor: bool = False
+    data_note: str = ""
 
     @property
     def num_classes(self) -> int:
