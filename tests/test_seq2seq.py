@@ -194,3 +194,44 @@ def test_structured_predictions_survive_the_resume_file_and_test_outputs_are_pla
                           "kind": type("K", (), {"submission_label": staticmethod(lambda t, v: v)})})()
     path = write_submission(task, "test", ["0", "1"], ["ein Hund", "eine Katze"], tmp_path)
     assert path.read_text() == "ein Hund\neine Katze\n"
+
+
+def test_custom_seq2seq_task_from_yaml_trains_and_writes_its_test_outputs(tmp_path, tiny_encoder,
+                                                                         monkeypatch) -> None:
+    monkeypatch.setenv("TASKMIX_CACHE", str(tmp_path / "cache"))
+    example = Path(__file__).resolve().parents[1] / "examples" / "seq2seq_custom_task.yaml"
+    out = tmp_path / "custom"
+    code = main(["run", str(example), "--output-dir", str(out), "--no-progress", "--set", "stages.0.max_steps=4",
+                 "--set", f"encoder={tiny_encoder}"])
+    assert code == 0
+    [target] = json.loads((out / "results.json").read_text())["targets"]
+    assert target["task"] == "word-order" and set(target["metrics"]) == {"bleu", "perplexity"}
+    stage = out / "pretrained" / "target"
+    dev = (stage / "predictions" / "word-order-dev.tsv").read_text().splitlines()
+    assert len(dev) == 13 and dev[1].split("\t")[2] == "falls dog quiet the"
+    test_rows = [line.split("\t") for line in (stage / "submission" / "word-order.tsv").read_text().splitlines()]
+    assert test_rows[0] == ["index", "prediction"] and [r[0] for r in test_rows[1:]] == [str(i) for i in range(6)]
+    vocabulary = output_tokenizer_words(tmp_path / "cache")
+    assert all(word in vocabulary for _, text in test_rows[1:] for word in text.split())
+
+
+def output_tokenizer_words(cache: Path) -> set[str]:
+    """The words of the one word-level vocabulary trained in `cache`."""
+    from tokenizers import Tokenizer
+
+    [path] = (cache / "vocab").glob("*/tokenizer.json")
+    return set(Tokenizer.from_file(str(path)).get_vocab())
+
+
+def test_custom_seq2seq_spec_errors_name_the_problem(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from taskmix.tasks.custom import CustomTaskSpec
+
+    base = {"name": "x", "kind": "seq2seq", "splits": {"train": "t.tsv", "dev": "d.tsv"}}
+    with pytest.raises(ValidationError, match="beam_size must be at least 1"):
+        CustomTaskSpec.model_validate({**base, "columns": {"source": "s", "target": "t", "beam_size": 0}})
+    with pytest.raises(ValidationError, match="unknown metric"):
+        CustomTaskSpec.model_validate({**base, "columns": {"source": "s", "target": "t"}, "metrics": ["accuracy"]})
+    with pytest.raises(ValidationError, match="target"):
+        CustomTaskSpec.model_validate({**base, "columns": {"source": "s"}})

@@ -78,8 +78,14 @@ def train_vocabulary(scheme: Scheme, texts: list[str], size: int = VOCAB_SIZE):
 
 
 def decode(tokenizer, ids) -> str:
-    """Text of generated ids (specials dropped): words joined by spaces, BPE pieces re-spaced."""
-    ids = [int(i) for i in ids if int(i) >= len(SPECIALS)]
+    """Text of generated ids (specials dropped): words joined by spaces, BPE pieces re-spaced.
+
+    The decoder has `VOCAB_SIZE` outputs; a vocabulary trained on little text has fewer types,
+    and an id past its end (which training never targets) reads as [UNK].
+    """
+    size = tokenizer.get_vocab_size()
+    ids = [int(i) if int(i) < size else UNK_ID for i in ids]
+    ids = [i for i in ids if i >= len(SPECIALS) or i == UNK_ID]
     if tokenizer.decoder is None:
         return " ".join(tokenizer.id_to_token(i) for i in ids)
     return tokenizer.decode(ids)
