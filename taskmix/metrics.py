@@ -162,8 +162,17 @@ def _mean(values: Sequence[float], what: str) -> float:
 
 
 def task_score(metrics: Mapping[str, float]) -> float:
-    """A task's score: the mean of its metrics (GLUE), over all dev splits when prefixed."""
-    return _mean(list(metrics.values()), "metrics")
+    """A task's score: the mean of its metrics (GLUE), over all dev splits when prefixed.
+
+    A scaled lower-is-better metric (perplexity) enters as 1 - value / c, as seed 000's App. C
+    averages it, so BLEU and perplexity of a translation task make one higher-is-better score.
+    """
+    return _mean([_scored(name, value) for name, value in metrics.items()], "metrics")
+
+
+def _scored(metric_name: str, value: float) -> float:
+    scale = LOWER_IS_BETTER.get(metric_name.rpartition("/")[2])
+    return value if scale is None else 1.0 - value / scale
 
 
 def glue_score(task_scores: Mapping[str, float]) -> float:

@@ -21,7 +21,7 @@ from taskmix.config import TaskRef
 from taskmix.file_digests import FileDigests
 from taskmix.pretraining.tokenized import CACHE_VERSION as CORPUS_VERSION
 from taskmix.tasks import get_task, split_file
-from taskmix.tasks.loading import hub_source, reader_version
+from taskmix.tasks.loading import companion_files, hub_source, reader_version
 from taskmix.tasks.base import Task
 from taskmix.task_refs import corpus_path, dev_split_names, pretraining_name
 from taskmix.training.features import FEATURE_VERSION
@@ -49,6 +49,9 @@ def split_identity(task: Task, split: str, data_dir: Path | None, digests: FileD
         content = hub_source(task, split)
     else:
         content = digests.digest(path) if path.is_file() else f"missing:{path}"  # loading reports it
+        companions = [digests.digest(p) if p.is_file() else f"missing:{p}" for p in companion_files(task, split, path)]
+        if companions:
+            content = "|".join([content, *companions])
     return {"content": content, "reader": reader_version(task.splits[split].reader)}
 
 

@@ -2,8 +2,9 @@
 
 The file name comes from `Task.submission_files` and its extension picks the format: GLUE
 takes a TSV (`index<TAB>prediction`, label strings, STS-B scores), SuperGLUE a JSON line per
-example (`{"idx": ..., "label": ...}`; MultiRC one per paragraph).  Files are written
-atomically so an interrupted run never leaves a truncated submission behind.
+example (`{"idx": ..., "label": ...}`; MultiRC one per paragraph); generation tasks write `.txt`, one
+output per line.  Files are written atomically so an interrupted run never leaves a truncated
+submission behind.
 """
 
 from __future__ import annotations
@@ -27,7 +28,12 @@ def _jsonl(task: Task, uids: Sequence[str], predictions: Sequence[float]) -> str
     return "".join(json.dumps(record) + "\n" for record in task.kind.submission_records(task, uids, predictions))
 
 
-FORMATS = {".tsv": _tsv, ".jsonl": _jsonl}
+def _lines(task: Task, uids: Sequence[str], predictions: Sequence[float]) -> str:
+    """Plain text, one prediction per line in row order (generated sentences, e.g. translations)."""
+    return "".join(f"{task.kind.submission_label(task, p)}\n" for p in predictions)
+
+
+FORMATS = {".tsv": _tsv, ".jsonl": _jsonl, ".txt": _lines}
 
 
 def write_submission(
@@ -43,7 +49,7 @@ def write_submission(
         raise ConfigError(f"task {task.name!r} has no submission file for split {split!r}")
     render = FORMATS.get(Path(name).suffix)
     if render is None:
-        raise ConfigError(f"task {task.name!r}: submission file {name!r} is not .tsv or .jsonl")
+        raise ConfigError(f"task {task.name!r}: submission file {name!r} is not .tsv, .jsonl or .txt")
     if len(uids) != len(predictions):
         raise ValueError(f"task {task.name!r}: {len(predictions)} predictions for {len(uids)} rows")
     out = Path(out_dir)

@@ -21,6 +21,8 @@ def to_plain(value: Any) -> Any:
     OrderedDict carries version metadata) are best saved as they are, not through this.
     """
     if isinstance(value, np.ndarray):
+        if value.dtype == object:  # per-example structured predictions: a list of their plain forms
+            return [to_plain(v) for v in value]
         return torch.from_numpy(np.ascontiguousarray(value))
     if isinstance(value, np.generic):
         return value.item()
@@ -34,7 +36,17 @@ def to_plain(value: Any) -> Any:
 
 
 def predictions_from_plain(saved: dict[str, dict[str, torch.Tensor]] | None) -> Predictions | None:
-    """Per-task, per-split predictions back as numpy arrays (the inverse of `to_plain`)."""
+    """Per-task, per-split predictions back as numpy arrays (the inverse of `to_plain`); a list
+    (structured predictions) becomes an object array of per-example values."""
     if saved is None:
         return None
-    return {task: {split: t.numpy() for split, t in splits.items()} for task, splits in saved.items()}
+    return {task: {split: _array(t) for split, t in splits.items()} for task, splits in saved.items()}
+
+
+def _array(saved: torch.Tensor | list) -> np.ndarray:
+    if isinstance(saved, torch.Tensor):
+        return saved.numpy()
+    rows = np.empty(len(saved), dtype=object)
+    for i, value in enumerate(saved):  # element-wise: equal-length rows must not become a 2-d array
+        rows[i] = value.numpy() if isinstance(value, torch.Tensor) else value
+    return rows

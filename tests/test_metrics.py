@@ -106,8 +106,8 @@ def test_compute_metrics_rejects_bad_input() -> None:
         compute_metrics(MRPC, [0, 1, 1], [0, 1])
     with pytest.raises(ValueError, match="zero examples"):
         compute_metrics(MRPC, [], [])
-    with pytest.raises(ConfigError, match="'odd'.*'bleu'"):
-        compute_metrics(classification("odd", ("bleu",), ("a", "b")), [0], [0])
+    with pytest.raises(ConfigError, match="'odd'.*'rouge'"):
+        compute_metrics(classification("odd", ("rouge",), ("a", "b")), [0], [0])
 
 
 def test_r3_is_a_registered_alias_of_matthews() -> None:

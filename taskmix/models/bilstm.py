@@ -58,6 +58,10 @@ class BiLSTMEncoder(Encoder):
         self.embeddings = WordVectorInput(table, len(SPECIAL_TOKENS))
         self.lstm = SkipBiLSTM(self.embeddings.embedding_dim, hidden, layers, dropout)
         self.hidden_size = self.lstm.output_size
+        # Each reading direction's width, for the BiLM heads.  Only a one-layer stack keeps the
+        # directions apart: in a stacked bidirectional LSTM the second layer's forward cell reads
+        # the first layer's backward states, which have seen the words to the right.
+        self.direction_size = hidden if layers == 1 else None
         self.random = random
         if random:
             self.requires_grad_(False)
@@ -66,7 +70,10 @@ class BiLSTMEncoder(Encoder):
     def forward(self, input_ids, attention_mask, token_type_ids=None, inputs_embeds=None) -> EncoderOutput:
         vectors = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         tokens = self.lstm(vectors, attention_mask, token_type_ids)
-        return EncoderOutput(tokens=tokens, pooled=max_pool(tokens, attention_mask), mask=attention_mask)
+        width = self.direction_size  # tokens are [forward; backward; input vectors]
+        directions = None if width is None else (tokens[..., :width], tokens[..., width:2 * width])
+        return EncoderOutput(tokens=tokens, pooled=max_pool(tokens, attention_mask), mask=attention_mask,
+                             directions=directions)
 
     def train(self, mode: bool = True) -> "BiLSTMEncoder":
         """The random encoder is a fixed function: always in eval mode (no dropout)."""

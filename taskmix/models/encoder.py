@@ -32,11 +32,18 @@ TOP_DROPOUT = 0.2  # seed 000 App. B: dropout 0.2 after ELMo and after each LSTM
 
 @dataclass
 class EncoderOutput:
-    """What heads consume: per-token vectors, the pooled ([CLS]) vector and the padding mask."""
+    """What heads consume: per-token vectors, the pooled ([CLS]) vector and the padding mask.
+
+    `directions` is set only by encoders whose states keep the two reading directions apart
+    (a BiLSTM): (forward, backward), each (B, T, `Encoder.direction_size`), where forward[t]
+    has read tokens 0..t and backward[t] tokens t..end.  Language-model heads need it: a
+    transformer's states see both sides of every token, so they cannot predict the next word.
+    """
 
     tokens: torch.Tensor
     pooled: torch.Tensor
     mask: torch.Tensor
+    directions: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 class Encoder(nn.Module):

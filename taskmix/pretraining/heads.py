@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from taskmix.errors import ConfigError
 from taskmix.models.encoder import Encoder, EncoderOutput
 from taskmix.models.heads import IGNORE, Head, register_head
 from taskmix.pretraining.mlm import pretrained_mlm_weights
@@ -226,3 +227,74 @@ class FastSentHead(Head):
     def metric_sums(self, logits, batch) -> tuple[float, int]:
         losses = self._losses(logits, batch)
         return float(losses.sum()), int(losses.numel())
+
+
+@register_head("bidirectional_lm")
+class BidirectionalLMHead(Head):
+    """BiLM (seed 001, §5: language modelling as ELMo does it): the forward direction's state at
+    t predicts token t+1, the backward direction's state at t predicts token t-1, through one
+    shared softmax over the encoder's vocabulary; padding is never a target.
+
+    It reads `EncoderOutput.directions`, so each prediction sees only the tokens on its own
+    side.  Encoders without separate directions (transformers: every state sees both sides)
+    are refused when the head is attached (`tie_to`), before training: next-word prediction
+    from such states would read the answer, which is why seed 001 trains LMs only on the
+    BiLSTM.  Logits are stacked by direction: (directions, B, T, V).  The loss and the
+    perplexity pool the target tokens of both directions (perplexity = exp of their mean NLL).
+    """
+
+    directions = (0, 1)  # which of (forward, backward) are trained
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
+        super().__init__(hidden_size, num_outputs, dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.out: nn.Linear | None = None
+
+    def tie_to(self, encoder: Encoder) -> None:
+        """Size the softmax to the encoder's direction width; refuse encoders without directions."""
+        size = getattr(encoder, "direction_size", None)
+        if size is None:
+            raise ConfigError(
+                f"language modelling needs an encoder whose states keep the left-to-right and right-to-left "
+                f"directions apart (EncoderOutput.directions, e.g. a one-layer BiLSTM: `{family: bilstm, layers: 1}`); encoder "
+                f"'{encoder.name}' sees both sides of every token, so it would read the word it predicts. "
+                f"Use mlm for such encoders")
+        self.out = nn.Linear(int(size), self.num_outputs)
+
+    def forward(self, encoded, batch):
+        if encoded.directions is None or self.out is None:
+            raise ConfigError("language modelling needs EncoderOutput.directions (a BiLSTM-style encoder)")
+        return torch.stack([self.out(self.dropout(encoded.directions[d])) for d in self.directions])
+
+    def targets(self, batch) -> torch.Tensor:
+        """Per direction and position, the id it predicts (the next or previous real token) or -100."""
+        ids, real = batch["input_ids"], batch["attention_mask"].bool()
+        following = torch.full_like(ids, IGNORE)
+        following[:, :-1] = torch.where(real[:, 1:], ids[:, 1:], IGNORE)
+        preceding = torch.full_like(ids, IGNORE)
+        preceding[:, 1:] = torch.where(real[:, :-1] & real[:, 1:], ids[:, :-1], IGNORE)
+        following[~real] = IGNORE
+        return torch.stack([following, preceding])[list(self.directions)]
+
+    def _nll(self, logits, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        targets = self.targets(batch)
+        scored = targets != IGNORE
+        return F.cross_entropy(logits.float()[scored], targets[scored], reduction="sum"), scored.sum()
+
+    def loss(self, logits, batch):
+        total, count = self._nll(logits, batch)
+        return total / count.clamp(min=1)
+
+    def predict(self, logits, batch):
+        return logits.argmax(dim=-1)
+
+    def metric_sums(self, logits, batch) -> tuple[float, int]:
+        total, count = self._nll(logits, batch)
+        return float(total), int(count)
+
+
+@register_head("forward_lm")
+class ForwardLMHead(BidirectionalLMHead):
+    """Left-to-right LM: only the forward direction, predicting each next token."""
+
+    directions = (0,)

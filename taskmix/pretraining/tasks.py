@@ -1,4 +1,4 @@
-"""The pretraining tasks of seed 003 (MLM + 14 auxiliary tasks) and Real/Fake (seed 002), by name.
+"""The pretraining tasks of seed 003 (MLM + 14 auxiliary tasks), Real/Fake (seed 002) and seed 001's LMs, by name.
 
 Each task is one line in `TASKS`: a family (window, pair, continuation, sentence) plus what
 is particular to it.  `build_pretraining_task` binds a definition to a tokenised corpus and
@@ -281,7 +281,7 @@ def _tf_idf(ctx, ids):
 
 
 THIRD = 1 / 3
-# Seed 003, section 3.2, in the paper's order after MLM; the list index is the task id.
+# Seed 003, section 3.2, in the paper's order after MLM, then seed 001's LMs; the list index is the task id.
 DEFINITIONS: tuple[TaskDefinition, ...] = (
     WindowTask("mlm", "masked_lm", PERPLEXITY, mask_key="mlm_labels"),
     WindowTask("tf", "token_regression", MSE, outputs=1, build=document_labels(_tf)),
@@ -301,6 +301,9 @@ DEFINITIONS: tuple[TaskDefinition, ...] = (
     ContinuationTask("qt", "quick_thoughts", ACCURACY, target=continuation_index),
     ContinuationTask("fs", "fastsent", CROSS_ENTROPY, target=content_tokens),
     RealFakeTask("real_fake", "classification", ACCURACY),
+    # seed 001's language modelling (appended, so the ids above keep their values)
+    WindowTask("lm", "bidirectional_lm", PERPLEXITY),
+    WindowTask("lm_forward", "forward_lm", PERPLEXITY),
 )
 TASKS: dict[str, TaskDefinition] = {d.name: d for d in DEFINITIONS}
 TASK_IDS: dict[str, int] = {d.name: i for i, d in enumerate(DEFINITIONS)}

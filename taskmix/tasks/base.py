@@ -79,6 +79,8 @@ class Task:
     majority class instead, as seeds 001 and 002 do for WNLI, whose dev set is adversarial
     to its training set.  `benchmark` ("glue", "superglue" or "") says which benchmark score
     the task counts towards in results tables; diagnostics and other tasks count towards none.
+    `data_note` is added to the error when a split's file is missing
+    (e.g. where to get data that is not distributed with the benchmarks).
     """
 
     name: str
@@ -93,6 +95,7 @@ class Task:
     description: str = ""
     majority_floor: bool = False
     benchmark: str = ""
+    data_note: str = ""
 
     @property
     def num_classes(self) -> int:

@@ -34,6 +34,14 @@ def split_file(task: Task, split: str, data_dir: Path | None) -> Path | None:
     return None if data_dir is None else Path(data_dir) / path
 
 
+def companion_files(task: Task, split: str, path: Path) -> list[Path]:
+    """Other files a split's reader reads besides `path` (a parallel text's target side, the
+    training file an output vocabulary is learned from): the reader's `companions(path)`, if any.
+    Caches key a split on these files too."""
+    companions = getattr(task.splits[split].reader, "companions", None)
+    return [] if companions is None else [Path(p) for p in companions(path)]
+
+
 def hub_source(task: Task, split: str) -> str:
     """What identifies a split loaded from the hub (it has no local file to hash or stat)."""
     return f"hub:{task.hub.path}:{task.hub.name}:{split}" if task.hub else f"hub:{task.name}:{split}"
@@ -80,7 +88,8 @@ def _local_path(task: Task, split: str, path: Path, data_dir: Path | None) -> Pa
             )
         path = Path(data_dir) / path
     if not path.is_file():
-        raise DataError(f"file for task '{task.name}' split '{split}' not found", path)
+        note = f"; {task.data_note}" if task.data_note else ""
+        raise DataError(f"file for task '{task.name}' split '{split}' not found{note}", path)
     return path
 
 

@@ -11,7 +11,7 @@ from taskmix.errors import ConfigError
 from taskmix.kinds.base import Features
 from taskmix.tasks import load_split, split_file
 from taskmix.tasks.base import Example, Task
-from taskmix.tasks.loading import hub_source, reader_version
+from taskmix.tasks.loading import companion_files, hub_source, reader_version
 from taskmix.models.encoder import tokenizer_fingerprint
 from taskmix.training.features import TokenCache
 
@@ -32,19 +32,15 @@ class TaskSplits:
         return tokenizer_fingerprint(self.tokenizer)
 
     def _source_identity(self, split: str) -> str:
-        """Path, size and mtime of the local file, or the hub coordinates when loading online."""
+        """Path, size and mtime of the local file (and its reader's companion files), or the hub
+        coordinates when loading online."""
         if split not in self.task.splits:
             known = ", ".join(self.task.splits)
             raise ConfigError(f"task '{self.task.name}' has no split '{split}'; its splits are: {known}")
         path = split_file(self.task, split, self.data_dir)
         if path is None:
             return hub_source(self.task, split)
-        path = path.resolve()
-        try:
-            stat = path.stat()
-        except OSError:
-            return f"missing:{path}"  # load_split raises the user-facing error
-        return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
+        return "|".join(_file_identity(p.resolve()) for p in [path, *companion_files(self.task, split, path)])
 
     def examples(self, split: str) -> list[Example]:
         """The raw rows (needed for metadata such as diagnostic categories)."""
@@ -64,6 +60,14 @@ class TaskSplits:
     def concatenated(self, splits: list[str]) -> Features:
         parts = [self.get(s) for s in splits]
         return parts[0] if len(parts) == 1 else self.task.kind.concatenate(parts)
+
+
+def _file_identity(path: Path) -> str:
+    try:
+        stat = path.stat()
+    except OSError:
+        return f"missing:{path}"  # load_split raises the user-facing error
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 def limit(split: Features, max_examples: int | None, rng: np.random.Generator) -> Features:
