@@ -256,7 +256,8 @@ class BidirectionalLMHead(Head):
         if size is None:
             raise ConfigError(
                 f"language modelling needs an encoder whose states keep the left-to-right and right-to-left "
-                f"directions apart (EncoderOutput.directions, e.g. a one-layer BiLSTM: `{family: bilstm, layers: 1}`); encoder "
+                f"directions apart (EncoderOutput.directions, e.g. a one-layer BiLSTM: "
+                f"`{{family: bilstm, layers: 1}}`); encoder "
                 f"'{encoder.name}' sees both sides of every token, so it would read the word it predicts. "
                 f"Use mlm for such encoders")
         self.out = nn.Linear(int(size), self.num_outputs)
