@@ -77,8 +77,8 @@ class Assembly:
         so the same experiment starts from the same encoder in every process.
         """
         if self._encoder is None:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.cfg.seed)
+            with torch.random.fork_rng(devices=[]):  # the CPU generator only: encoders are built on the CPU
+                torch.default_generator.manual_seed(self.cfg.seed)
                 self._encoder = self.family.build()
             self._pretrained_state = copy.deepcopy(self._encoder.state_dict())
         self._encoder.load_state_dict(encoder_state or self._pretrained_state)

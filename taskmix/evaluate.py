@@ -11,7 +11,7 @@ import taskmix.pretraining  # noqa: F401  (registers the pretraining head kinds 
 from taskmix import metrics as glue_metrics
 from taskmix.checkpoints import read_checkpoint
 from taskmix.diagnostic import (SUPERGLUE_DIAGNOSTICS, diagnostic_table_markdown, is_entailment, is_nli,
-                                score_diagnostic, to_nli_order)
+                                score_diagnostic, to_nli_order, writes_superglue_diagnostics)
 from taskmix.errors import ConfigError
 from taskmix.models.encoder import encoder_family
 from taskmix.models.heads import build_head
@@ -35,12 +35,13 @@ def model_from_checkpoint(saved: dict, device: torch.device) -> MultiTaskModel:
 
 def head_for(task_name: str, heads: dict[str, dict]) -> str:
     """The head trained on `task_name`; for AX, any head trained on a 3-class NLI task; for AX-b
-    and AX-g, any head trained on a two-class entailment task (RTE)."""
+    and AX-g, the head of SuperGLUE RTE when there is one, else any two-class entailment head."""
     for name, info in heads.items():
         if info["task"] == task_name:
             return name
-    answers = {"ax": is_nli, **{name: is_entailment for name in SUPERGLUE_DIAGNOSTICS}}.get(task_name)
-    if answers is not None:
+    preferences = {"ax": (is_nli,), **{name: (writes_superglue_diagnostics, is_entailment)
+                                       for name in SUPERGLUE_DIAGNOSTICS}}.get(task_name, ())
+    for answers in preferences:
         for name, info in heads.items():
             if answers(get_task(info["task"])):
                 return name

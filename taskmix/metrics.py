@@ -164,15 +164,11 @@ def _mean(values: Sequence[float], what: str) -> float:
 def task_score(metrics: Mapping[str, float]) -> float:
     """A task's score: the mean of its metrics (GLUE), over all dev splits when prefixed.
 
-    A scaled lower-is-better metric (perplexity) enters as 1 - value / c, as seed 000's App. C
-    averages it, so BLEU and perplexity of a translation task make one higher-is-better score.
+    Lower-is-better metrics enter as `validation_value` makes them higher-is-better (perplexity
+    as 1 - value / c, as seed 000's App. C averages it), so BLEU and perplexity of a translation
+    task make one score; it is also the score validation selects on.
     """
-    return _mean([_scored(name, value) for name, value in metrics.items()], "metrics")
-
-
-def _scored(metric_name: str, value: float) -> float:
-    scale = LOWER_IS_BETTER.get(metric_name.rpartition("/")[2])
-    return value if scale is None else 1.0 - value / scale
+    return _mean([validation_value(name, value) for name, value in metrics.items()], "metrics")
 
 
 def glue_score(task_scores: Mapping[str, float]) -> float:
@@ -201,18 +197,13 @@ def validation_value(metric_name: str, value: float) -> float:
     return value if scale is None else 1.0 - value / scale
 
 
-def validation_score(metrics: Mapping[str, float]) -> float:
-    """One task's validation score: the mean of its metrics after `validation_value`."""
-    return _mean([validation_value(name, value) for name, value in metrics.items()], "metrics")
-
-
 def mixture_validation_score(per_task_scores: Mapping[str, Mapping[str, float]]) -> float:
-    """The multi-task validation score: mean over tasks of each task's `validation_score`.
+    """The multi-task validation score: mean over tasks of each task's `task_score`.
 
     `per_task_scores` maps task name to that task's metrics.  Higher is better, so it drives
     early stopping and LR decay of a whole mixture stage.
     """
-    return _mean([validation_score(m) for m in per_task_scores.values()], "tasks")
+    return _mean([task_score(m) for m in per_task_scores.values()], "tasks")
 
 
 def constant_metrics(task: Task, prediction: float, dev_labels: Sequence[float] | np.ndarray) -> dict[str, float]:

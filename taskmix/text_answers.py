@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 _PUNCTUATION = frozenset(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -47,3 +47,13 @@ def best_exact_match(prediction: str, golds: Iterable[str]) -> float:
 def best_f1(prediction: str, golds: Iterable[str]) -> float:
     """Token F1 against the closest gold answer (0 when there are none)."""
     return max((token_f1(prediction, g) for g in golds), default=0.0)
+
+
+def mean_exact_match(predictions: Sequence[str], answers: Sequence[Iterable[str]]) -> float:
+    """Exact match against each question's closest gold answer, averaged over questions (SQuAD, ReCoRD)."""
+    return sum(map(best_exact_match, predictions, answers)) / len(predictions)
+
+
+def mean_f1(predictions: Sequence[str], answers: Sequence[Iterable[str]]) -> float:
+    """Token F1 against each question's closest gold answer, averaged over questions (SQuAD, ReCoRD)."""
+    return sum(map(best_f1, predictions, answers)) / len(predictions)

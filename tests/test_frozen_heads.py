@@ -23,7 +23,7 @@ from taskmix.experiment import ExperimentRunner, pipeline_label
 from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import ClassificationHead, RegressionHead, build_head
 from taskmix.models.sesame import SesameHead, pair_features, resolve_size, split_pair
-from taskmix.models.encoder import FAMILIES, encoder_family
+from taskmix.models.encoder import encoder_family
 from taskmix.runtime import Runtime
 from taskmix.study.grid import expand, load_study
 from taskmix.tasks import get_task
@@ -226,10 +226,10 @@ def test_split_pair_left_aligns_each_sentence_and_attention_ignores_padding():
     assert torch.allclose(head(EncoderOutput(other, other[:, 0], encoded.mask), batch), reference, atol=1e-6)
 
 
-def test_sesame_needs_a_head_that_reads_the_pooled_vector():
+@pytest.mark.parametrize("kind", ["masked_lm", "span_pair"])
+def test_sesame_needs_a_head_that_reads_the_pooled_vector(kind):
     with pytest.raises(ConfigError, match="do not read one"):
-        build_head("masked_lm", 16, 10, 0.1, {"model": "sesame", "size": "small", "pair": False,
-                                              "attention_width": 8})
+        build_head(kind, 16, 10, 0.1, {"model": "sesame", "size": "small", "pair": False, "attention_width": 8})
 
 
 # -- cached frozen features --------------------------------------------------------------------
@@ -302,9 +302,6 @@ def test_a_later_unfrozen_stage_restores_the_flags_the_encoder_was_built_with(tm
 
 
 def test_the_sesame_example_study_freezes_every_target_under_sesame_heads():
-    """Needs the bilstm and layer-mix encoder families (skipped where they are not registered)."""
-    if "bilstm" not in FAMILIES:
-        pytest.skip("needs the bilstm encoder family")
     spec = load_study(EXAMPLES / "sesame_pretraining.yaml")
     cells = expand(spec, validate=lambda e: parse_experiment(dict(e, name=spec.name)))
     configs = [parse_experiment(dict(c.experiment, name=spec.name)) for c in cells]

@@ -17,7 +17,6 @@ from taskmix.metrics import (
     mixture_validation_score,
     prefixed,
     task_score,
-    validation_score,
     validation_value,
 )
 from taskmix.kinds.classification import CLASSIFICATION
@@ -135,7 +134,7 @@ def test_perplexity_transform_and_mixture_validation_score() -> None:
     assert validation_value("perplexity", 50.0) == pytest.approx(0.8)
     assert validation_value("dev/perplexity", 250.0) == pytest.approx(0.0)
     assert validation_value("accuracy", 0.7) == 0.7
-    assert validation_score({"accuracy": 0.8, "f1": 0.9}) == pytest.approx(0.85)
+    assert task_score({"accuracy": 0.8, "f1": 0.9}) == pytest.approx(0.85)
     per_task = {
         "lm": {"perplexity": 100.0},
         "rte": {"accuracy": 0.7},

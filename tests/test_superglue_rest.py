@@ -389,3 +389,11 @@ def test_custom_multiple_choice_rows_are_checked(tmp_path: Path, row: dict, mess
     with pytest.raises(DataError, match=message) as caught:
         reader(tmp_path / "train.jsonl")
     assert_names_file_and_line(caught, "train.jsonl")
+
+
+def test_superglue_diagnostics_prefer_the_superglue_rte_head_over_other_entailment_heads():
+    from taskmix.evaluate import head_for
+
+    heads = {"qnli": {"task": "qnli"}, "rte": {"task": "rte"}, "sg": {"task": "superglue-rte"}}
+    assert head_for("ax-b", heads) == head_for("ax-g", heads) == "sg"
+    assert head_for("ax-g", {"qnli": {"task": "qnli"}}) == "qnli"  # any two-class entailment head otherwise

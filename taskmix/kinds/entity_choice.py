@@ -28,7 +28,7 @@ from taskmix.kinds.base import TaskKind, register_kind
 from taskmix.kinds.multiple_choice import ChoiceFeatures, MultipleChoiceHead
 from taskmix.metrics import register_metric
 from taskmix.models.heads import register_head
-from taskmix.text_answers import best_exact_match, best_f1
+from taskmix.text_answers import best_exact_match, mean_exact_match, mean_f1
 from taskmix.training.features import TokenizedSplit, tokenize_texts
 
 PLACEHOLDER = "@placeholder"
@@ -130,16 +130,8 @@ class EntityChoiceHead(MultipleChoiceHead):
         return [data[r, :lengths[r]].tobytes().decode("utf-8") for r in rows.tolist()]
 
 
-def _em(predictions: Sequence[str], answers: Sequence[tuple[str, ...]]) -> float:
-    return float(np.mean([best_exact_match(p, golds) for p, golds in zip(predictions, answers)]))
-
-
-def _f1(predictions: Sequence[str], answers: Sequence[tuple[str, ...]]) -> float:
-    return float(np.mean([best_f1(p, golds) for p, golds in zip(predictions, answers)]))
-
-
-register_metric("record_em", _em)
-register_metric("record_f1", _f1)
+register_metric("record_em", mean_exact_match)
+register_metric("record_f1", mean_f1)
 
 
 class EntityChoiceKind(TaskKind):
@@ -191,6 +183,9 @@ class EntityChoiceKind(TaskKind):
         """Predicted entity texts and each query's gold answers."""
         if len(predictions) != len(labels):
             raise ValueError(f"task {task.name!r}: {len(predictions)} predictions for {len(labels)} queries")
+        unanswered = sum(not answers for answers in labels)
+        if unanswered:
+            raise ValueError(f"task {task.name!r}: {unanswered} queries have no gold answer (an unlabelled split?)")
         return [str(p) for p in predictions], [tuple(a) for a in labels]
 
     def format_prediction(self, task, value: Any) -> str:

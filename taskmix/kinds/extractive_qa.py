@@ -31,7 +31,7 @@ from taskmix.kinds.base import TaskKind, register_kind
 from taskmix.metrics import register_metric
 from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import Head, register_head
-from taskmix.text_answers import best_exact_match, best_f1
+from taskmix.text_answers import mean_exact_match, mean_f1
 from taskmix.training.features import TOKENIZE_CHUNK, TokenizedSplit
 
 # Longest predicted answer, in tokens: the usual SQuAD setting (BERT's and Hugging Face's default).
@@ -336,17 +336,8 @@ class SpanHead(Head):
 
 # -- SQuAD v1.1 scoring ------------------------------------------------------------------------
 
-def _over_questions(per_answer):
-    """A metric: per question the best value over its gold answers, averaged over questions."""
-
-    def metric(predictions: Sequence[str], golds: Sequence[Sequence[str]]) -> float:
-        return float(np.mean([per_answer(p, answers) for p, answers in zip(predictions, golds)]))
-
-    return metric
-
-
-register_metric("squad_em", _over_questions(best_exact_match))
-register_metric("squad_f1", _over_questions(best_f1))
+register_metric("squad_em", mean_exact_match)
+register_metric("squad_f1", mean_f1)
 
 
 class ExtractiveQAKind(TaskKind):

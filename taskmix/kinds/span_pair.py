@@ -148,6 +148,8 @@ class SpanPairHead(ClassificationHead):
     sense?) ask.  Loss, prediction and R3F's distribution are classification's.
     """
 
+    reads_pooled = False  # it pools the spans' token states itself
+
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
         super().__init__(hidden_size, num_outputs, dropout)
         self.attend = nn.Linear(hidden_size, 1)

@@ -7,7 +7,7 @@ first use encodes the whole split and writes the states, memory-mapped, under
 `encoded_pooled`) and `MultiTaskModel.encode` skips the encoder.  Heads still apply their
 dropout to these states, so training sees the same randomness as without the cache.
 
-The key is the encoder's weights (a digest of its state dict), the split's contents (the
+The key is the encoder's weights (a digest of its state dict and buffers), the split's contents (the
 token ids, offsets and segment starts, so any subset or concatenation of a split has its
 own entry, labels aside), the padding id, the precision and the device type.  States are
 stored as float32, the exact superset of the fp32, bf16 and fp16 outputs, and handed back
@@ -55,7 +55,9 @@ def split_fingerprint(split: TokenizedSplit) -> str:
 
 
 def encoder_digest(model: MultiTaskModel) -> str:
-    return f"{type(model.encoder).__name__}:{parameter_digest(model.encoder.state_dict())}"
+    """The encoder's weights, buffers kept out of checkpoints included (the BiLSTM's word vectors)."""
+    weights = {**model.encoder.state_dict(), **{f"buffer:{n}": b for n, b in model.encoder.named_buffers()}}
+    return f"{type(model.encoder).__name__}:{parameter_digest(weights)}"
 
 
 @dataclasses.dataclass
