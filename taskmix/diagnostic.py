@@ -15,7 +15,7 @@ import numpy as np
 
 from taskmix.errors import DataError, TaskmixError
 from taskmix.metrics import METRICS
-from taskmix.tasks.base import SUPERGLUE, Example, Task
+from taskmix.tasks.base import NLI2, SUPERGLUE, Example, Task
 
 # Class order of AX labels: Example.label indexes this tuple.
 NLI_LABELS: tuple[str, ...] = ("entailment", "neutral", "contradiction")
@@ -45,15 +45,13 @@ class DiagnosticScores:
     by_category: Mapping[str, R3Score]
 
 
-# Class order of two-class entailment (RTE, AX-b, AX-g).
-ENTAILMENT_LABELS: tuple[str, ...] = ("entailment", "not_entailment")
 # The SuperGLUE diagnostics an RTE model answers, by task name.
 SUPERGLUE_DIAGNOSTICS: tuple[str, ...] = ("ax-b", "ax-g")
 
 
 def is_entailment(task: Task) -> bool:
     """Whether the task predicts RTE's two classes in RTE's order, so AX-b and AX-g can use its head."""
-    return tuple(task.labels) == ENTAILMENT_LABELS
+    return tuple(task.labels) == NLI2
 
 
 def writes_superglue_diagnostics(task: Task) -> bool:

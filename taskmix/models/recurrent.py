@@ -57,5 +57,8 @@ class SkipBiLSTM(nn.Module):
 
 
 def max_pool(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Max over the valid positions of each row (seed 001's pooled sentence vector)."""
-    return tokens.masked_fill(~mask.bool()[..., None], torch.finfo(tokens.dtype).min).max(dim=1).values
+    """Max over time of the positions where `mask` is set (seed 001's pooled sentence vector);
+    zeros for a row with none (an empty segment of a pair)."""
+    mask = mask.bool()
+    pooled = tokens.masked_fill(~mask[..., None], float("-inf")).max(dim=1).values
+    return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))

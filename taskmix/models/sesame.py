@@ -31,6 +31,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from taskmix.errors import ConfigError
 from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import Head, register_head_model
+from taskmix.models.recurrent import max_pool
 
 
 @dataclass(frozen=True)
@@ -65,13 +66,6 @@ def resolve_size(size: str, task_name: str, train_rows: int) -> str:
     if task_name in TASK_GROUPS:
         return TASK_GROUPS[task_name]
     return "small" if train_rows < SMALL_BELOW else "large" if train_rows >= LARGE_FROM else "medium"
-
-
-def masked_max(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Max over time of the positions where `mask` is set; zeros for a row with none (an empty segment)."""
-    mask = mask.bool()
-    pooled = states.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values
-    return torch.where(mask.any(dim=1, keepdim=True), pooled, torch.zeros_like(pooled))
 
 
 def pair_features(h1: torch.Tensor, h2: torch.Tensor) -> torch.Tensor:
@@ -119,7 +113,7 @@ class CrossAttention(nn.Module):
         to_s1 = scores.transpose(1, 2).masked_fill(~m1.unsqueeze(1), float("-inf")).softmax(dim=2).nan_to_num(0.0)
         x1 = torch.cat([s1, torch.bmm(to_s2, s2)], dim=-1)
         x2 = torch.cat([s2, torch.bmm(to_s1, s1)], dim=-1)
-        return masked_max(self._run(x1, len1), m1), masked_max(self._run(x2, len2), m2)
+        return max_pool(self._run(x1, len1), m1), max_pool(self._run(x2, len2), m2)
 
     def _run(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         packed = pack_padded_sequence(x, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
@@ -147,13 +141,13 @@ class SesameHead(Head):
         """The MLP's input: the pooled sentence vector, or a pair's heuristic feature vector."""
         tokens = self.token_dropout(encoded.tokens)
         if not self.pair:
-            return masked_max(self.projection(tokens), encoded.mask)
+            return max_pool(self.projection(tokens), encoded.mask)
         types = batch["token_type_ids"]
         if self.attention is not None:
             return pair_features(*self.attention(*split_pair(tokens, encoded.mask, types)))
         projected = self.projection(tokens)
         first, second = segment_masks(encoded.mask, types)
-        return pair_features(masked_max(projected, first), masked_max(projected, second))
+        return pair_features(max_pool(projected, first), max_pool(projected, second))
 
     def forward(self, encoded, batch):
         pooled = self.mlp(self.features(encoded, batch))

@@ -17,6 +17,9 @@ from taskmix.kinds.base import TaskKind
 GLUE = "glue"
 SUPERGLUE = "superglue"
 
+# Class order of two-class entailment (RTE, QNLI, AX-b, AX-g): one order, so an RTE head answers the diagnostics.
+NLI2: tuple[str, ...] = ("entailment", "not_entailment")
+
 
 @dataclass(frozen=True)
 class Example:

@@ -83,11 +83,6 @@ class CustomTaskSpec(BaseModel):
     def task_kind(self) -> TaskKind:
         return self.custom.kind
 
-    @property
-    def parsed_columns(self) -> BaseModel:
-        """`columns` validated by the kind's own columns model."""
-        return self._columns
-
     def file_format(self, file: str) -> str:
         """The declared format, else the one implied by the file extension."""
         formats = self.custom.formats

@@ -13,13 +13,12 @@ from typing import Mapping
 from taskmix.kinds.base import TaskKind
 from taskmix.kinds.classification import CLASSIFICATION
 from taskmix.kinds.regression import REGRESSION
-from taskmix.tasks.base import GLUE, HubSource, SplitSource, Task
+from taskmix.tasks.base import GLUE, NLI2, HubSource, SplitSource, Task
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 from taskmix.tasks.registry import register_task
 
 BINARY = ("0", "1")
 NLI3 = ("entailment", "neutral", "contradiction")
-NLI2 = ("entailment", "not_entailment")
 
 HUB_PATH = "nyu-mll/glue"
 STANDARD_FILES = {"train": "train.tsv", "dev": "dev.tsv", "test": "test.tsv"}

@@ -13,12 +13,11 @@ from __future__ import annotations
 from typing import Mapping
 
 from taskmix.kinds.classification import CLASSIFICATION
-from taskmix.tasks.base import SUPERGLUE, HubSource, SplitSource, Task
+from taskmix.tasks.base import NLI2, SUPERGLUE, HubSource, SplitSource, Task
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 from taskmix.tasks.registry import register_task
 
 NLI3 = ("entailment", "neutral", "contradiction")
-NLI2 = ("entailment", "not_entailment")
 BOOLEAN = ("False", "True")  # JSON false/true, in the hub's label order
 
 SUPERGLUE_HUB = "aps/super_glue"

@@ -22,11 +22,11 @@ import numpy as np
 from taskmix.errors import DataError
 from taskmix.kinds.classification import CLASSIFICATION
 from taskmix.metrics import register_metric
-from taskmix.tasks.base import Example, HubSource, SplitSource, Task
+from taskmix.tasks.base import NLI2, Example, HubSource, SplitSource, Task
 from taskmix.tasks.glue import GLUE_TASKS
 from taskmix.tasks.readers import Columns, LabelSpec, TableReader
 from taskmix.tasks.registry import register_task
-from taskmix.tasks.superglue import NLI2, SUPERGLUE_HUB
+from taskmix.tasks.superglue import SUPERGLUE_HUB
 
 GLUE_AX = next(task for task in GLUE_TASKS if task.name == "ax")
 
@@ -95,5 +95,3 @@ AX_G = register_task(Task(
                   {"text_a": "premise", "text_b": "hypothesis", "label": "label", "uid": "idx"}),
     description="SuperGLUE AX-g (Winogender): gender parity and accuracy of an RTE model",
 ))
-
-SUPERGLUE_DIAGNOSTICS: tuple[Task, ...] = (AX_B, AX_G)

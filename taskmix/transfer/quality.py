@@ -14,7 +14,7 @@ ranking is compared with the measured mean gains:
 - Cost: the method's seconds for one target (reused items at full price, see
   `predictors.SelectionContext`) as a fraction of the matrix's compute.
 
-Ties in a method's scores are broken by the candidates' order in the transfer file.
+Ties in a method's scores are broken by the candidates' order in the matrix (the order their cells ran).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from taskmix.transfer.predictors import Selection, SelectionContext
 
 SELECTION_FILE = "selection.json"
 TOP_K = 3
-CLOSE_POINTS = 1.0  # "a candidate within 1 point of the best" (the issue's goal)
+CLOSE_POINTS = 1.0  # a selection is good when its top 3 hold a candidate within 1 point of the best
 
 
 def ranking(scores: dict[str, float]) -> list[str]:
