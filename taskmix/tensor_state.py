@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from taskmix.training.ragged import object_rows
+
 Predictions = dict[str, dict[str, np.ndarray]]
 
 
@@ -46,7 +48,4 @@ def predictions_from_plain(saved: dict[str, dict[str, torch.Tensor]] | None) -> 
 def _array(saved: torch.Tensor | list) -> np.ndarray:
     if isinstance(saved, torch.Tensor):
         return saved.numpy()
-    rows = np.empty(len(saved), dtype=object)
-    for i, value in enumerate(saved):  # element-wise: equal-length rows must not become a 2-d array
-        rows[i] = value.numpy() if isinstance(value, torch.Tensor) else value
-    return rows
+    return object_rows([v.numpy() if isinstance(v, torch.Tensor) else v for v in saved])

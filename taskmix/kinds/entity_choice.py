@@ -30,6 +30,7 @@ from taskmix.metrics import register_metric
 from taskmix.models.heads import register_head
 from taskmix.text_answers import best_exact_match, mean_exact_match, mean_f1
 from taskmix.training.features import TokenizedSplit, tokenize_texts
+from taskmix.training.ragged import Ragged, object_rows
 
 PLACEHOLDER = "@placeholder"
 NOT_GOLD = -1e30  # log-probability given to non-gold candidates in the marginal: finite, so gradients stay finite
@@ -45,19 +46,6 @@ class EntityChoiceExample:
     answers: tuple[str, ...] | None = None
     uid: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
-
-
-def pack_texts(texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Texts as one flat UTF-8 byte array plus offsets (numeric, for the token cache)."""
-    encoded = [t.encode("utf-8") for t in texts]
-    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(b) for b in encoded])
-    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets
-
-
-def unpack_texts(data: np.ndarray, offsets: np.ndarray) -> list[str]:
-    raw = np.asarray(data, dtype=np.uint8).tobytes()
-    return [raw[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(len(offsets) - 1)]
 
 
 def _grouped(items: list[Any], counts: Sequence[int]) -> list[tuple]:
@@ -99,14 +87,13 @@ class EntityChoiceFeatures(ChoiceFeatures):
 
     def arrays(self) -> dict[str, np.ndarray]:
         counts = [len(c) for c in self.candidates]
-        candidate_bytes, candidate_offsets = pack_texts([c for cs in self.candidates for c in cs])
-        answers = [a if a is not None else () for a in self.labels]
-        answer_bytes, answer_offsets = pack_texts([a for group in answers for a in group])
+        candidates = Ragged.of_texts([c for cs in self.candidates for c in cs])
+        answers = Ragged.of_texts([a for group in self.labels if group is not None for a in group])
         answer_counts = np.array([-1 if a is None else len(a) for a in self.labels], dtype=np.int64)
         return {"ids": self.rows.ids, "offsets": self.rows.offsets, "segment_starts": self.rows.segment_starts,
                 "row_gold": self.rows.labels, "starts": self.starts, "candidate_counts": np.array(counts, dtype=np.int64),
-                "candidate_bytes": candidate_bytes, "candidate_offsets": candidate_offsets,
-                "answer_bytes": answer_bytes, "answer_offsets": answer_offsets, "answer_counts": answer_counts}
+                "candidate_codes": candidates.values, "candidate_offsets": candidates.offsets,
+                "answer_codes": answers.values, "answer_offsets": answers.offsets, "answer_counts": answer_counts}
 
 
 @register_head("entity_choice")
@@ -145,10 +132,7 @@ class EntityChoiceKind(TaskKind):
         return 1
 
     def label_array(self, labels: Sequence[tuple[str, ...] | None]) -> np.ndarray:
-        out = np.empty(len(labels), dtype=object)
-        for i, answers in enumerate(labels):  # one by one: numpy would unpack equal-length tuples into a 2-d array
-            out[i] = None if answers is None else tuple(answers)
-        return out
+        return object_rows([None if answers is None else tuple(answers) for answers in labels])
 
     def featurize(self, examples: Sequence[EntityChoiceExample], tokenizer, max_length: int) -> EntityChoiceFeatures:
         passages = [e.passage for e in examples for _ in e.candidates]
@@ -165,10 +149,11 @@ class EntityChoiceKind(TaskKind):
         rows = TokenizedSplit(ids=arrays["ids"], offsets=arrays["offsets"], segment_starts=arrays["segment_starts"],
                               labels=np.asarray(arrays["row_gold"]),
                               uids=[str(i) for i in range(len(arrays["offsets"]) - 1)])
-        candidates = _grouped(unpack_texts(arrays["candidate_bytes"], arrays["candidate_offsets"]),
+        candidates = _grouped(Ragged(np.asarray(arrays["candidate_codes"]), arrays["candidate_offsets"]).texts(),
                               arrays["candidate_counts"])
         counts = np.asarray(arrays["answer_counts"])
-        answers = _grouped(unpack_texts(arrays["answer_bytes"], arrays["answer_offsets"]), np.maximum(counts, 0))
+        answers = _grouped(Ragged(np.asarray(arrays["answer_codes"]), arrays["answer_offsets"]).texts(),
+                           np.maximum(counts, 0))
         labels = self.label_array([None if n < 0 else a for n, a in zip(counts, answers)])
         return EntityChoiceFeatures(rows, np.asarray(arrays["starts"]), labels, uids, candidates)
 

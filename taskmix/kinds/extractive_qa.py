@@ -33,6 +33,7 @@ from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import Head, register_head
 from taskmix.text_answers import mean_exact_match, mean_f1
 from taskmix.training.features import TOKENIZE_CHUNK, TokenizedSplit
+from taskmix.training.ragged import Ragged, codes_text, object_rows
 
 # Longest predicted answer, in tokens: the usual SQuAD setting (BERT's and Hugging Face's default).
 # A head argument, fixed for tasks built from configs: `build_head` passes no per-task settings.
@@ -85,51 +86,6 @@ class AnswerSpan(NamedTuple):
 
 
 @dataclass
-class Ragged:
-    """Rows of different lengths stored as one flat array plus offsets (what the token cache saves)."""
-
-    values: np.ndarray
-    offsets: np.ndarray
-
-    @staticmethod
-    def from_rows(rows: Sequence[np.ndarray], empty: np.ndarray) -> "Ragged":
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([len(r) for r in rows])
-        return Ragged(np.concatenate(rows) if rows else empty, offsets)
-
-    @staticmethod
-    def of_texts(texts: Sequence[str]) -> "Ragged":
-        """Texts as Unicode code points, so character offsets index them directly."""
-        return Ragged.from_rows([text_codes(t) for t in texts], np.zeros(0, dtype=np.int32))
-
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
-
-    def row(self, index: int) -> np.ndarray:
-        return self.values[self.offsets[index] : self.offsets[index + 1]]
-
-    def text(self, index: int) -> str:
-        return codes_text(self.row(index))
-
-    def subset(self, indices: np.ndarray) -> "Ragged":
-        return Ragged.from_rows([self.row(i) for i in indices], self.values[:0])
-
-    @staticmethod
-    def concatenate(parts: Sequence["Ragged"]) -> "Ragged":
-        shifts = np.cumsum([0] + [int(p.offsets[-1]) for p in parts[:-1]])
-        offsets = np.concatenate([[0]] + [p.offsets[1:] + s for p, s in zip(parts, shifts)]).astype(np.int64)
-        return Ragged(np.concatenate([p.values for p in parts]), offsets)
-
-
-def text_codes(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int32)
-
-
-def codes_text(codes: np.ndarray) -> str:
-    return np.asarray(codes, dtype="<u4").tobytes().decode("utf-32-le")
-
-
-@dataclass
 class SpanFeatures:
     """The windows of every example; example i owns windows `starts[i]:starts[i + 1]`.
 
@@ -149,10 +105,9 @@ class SpanFeatures:
 
     def __post_init__(self) -> None:
         """Gold answer texts per example (an empty tuple when unlabelled), as metrics and files need them."""
-        self.labels = np.empty(len(self.uids), dtype=object)
-        for i in range(len(self.uids)):
-            context = self.contexts.text(i)
-            self.labels[i] = tuple(context[b:e] for b, e in self.gold_spans.row(i))
+        contexts = self.contexts.texts()
+        self.labels = object_rows([tuple(contexts[i][b:e] for b, e in self.gold_spans.row(i))
+                                   for i in range(len(self.uids))])
 
     def __len__(self) -> int:
         return len(self.starts) - 1

@@ -35,6 +35,7 @@ from taskmix.metrics import register_metric
 from taskmix.models.heads import IGNORE
 from taskmix.training.batching import PAD_MULTIPLE
 from taskmix.training.features import TokenizedSplit, tokenize_texts
+from taskmix.training.ragged import Ragged, codes_text, object_rows, text_codes
 
 DEFAULT_BEAM = 4
 
@@ -68,14 +69,6 @@ def output_tokenizer(task_name: str):
         return _OUTPUT_TOKENIZERS[task_name]
     except KeyError:
         raise RuntimeError(f"task {task_name!r}: no output vocabulary loaded yet (featurise a split first)") from None
-
-
-def _bytes(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
-
-
-def _text(array: np.ndarray) -> str:
-    return bytes(np.asarray(array, dtype=np.uint8)).decode("utf-8")
 
 
 @dataclass
@@ -127,13 +120,11 @@ class Seq2seqFeatures:
         return batch
 
     def arrays(self) -> dict[str, np.ndarray]:
-        references = [_bytes(t) for t in self.labels]
-        offsets = np.zeros(len(references) + 1, dtype=np.int64)
-        offsets[1:] = np.cumsum([len(r) for r in references])
+        references = Ragged.of_texts(list(self.labels))
         return {"ids": self.source.ids, "offsets": self.source.offsets, "segment_starts": self.source.segment_starts,
                 "target_ids": self.target_ids, "target_offsets": self.target_offsets,
-                "references": np.concatenate(references) if references else np.zeros(0, dtype=np.uint8),
-                "reference_offsets": offsets, "task": _bytes(self.task), "vocabulary": _bytes(self.vocabulary),
+                "references": references.values, "reference_offsets": references.offsets,
+                "task": text_codes(self.task), "vocabulary": text_codes(self.vocabulary),
                 "decoding": self.decoding}
 
 
@@ -156,9 +147,7 @@ class Seq2seqKind(TaskKind):
         raise ValueError("sequence-to-sequence tasks are read from local files only")
 
     def label_array(self, labels: Sequence[Any]) -> np.ndarray:
-        out = np.empty(len(labels), dtype=object)
-        out[:] = ["" if v is None else str(v) for v in labels]
-        return out
+        return object_rows(["" if v is None else str(v) for v in labels])
 
     def featurize(self, examples: Sequence[Seq2seqExample], tokenizer, max_length: int) -> Seq2seqFeatures:
         if not examples:
@@ -181,11 +170,10 @@ class Seq2seqKind(TaskKind):
     def load_features(self, arrays: Mapping[str, np.ndarray], uids: list[str]) -> Seq2seqFeatures:
         from tokenizers import Tokenizer
 
-        refs, bounds = np.asarray(arrays["references"]), np.asarray(arrays["reference_offsets"])
-        labels = self.label_array([_text(refs[bounds[i]:bounds[i + 1]]) for i in range(len(bounds) - 1)])
+        labels = self.label_array(Ragged(np.asarray(arrays["references"]), arrays["reference_offsets"]).texts())
         source = TokenizedSplit(ids=arrays["ids"], offsets=arrays["offsets"], segment_starts=arrays["segment_starts"],
                                 labels=np.zeros(len(uids), dtype=np.int64), uids=uids)
-        task, vocabulary = _text(arrays["task"]), _text(arrays["vocabulary"])
+        task, vocabulary = codes_text(arrays["task"]), codes_text(arrays["vocabulary"])
         _OUTPUT_TOKENIZERS[task] = Tokenizer.from_str(vocabulary)
         return Seq2seqFeatures(source, np.asarray(arrays["target_ids"]), np.asarray(arrays["target_offsets"]), labels,
                                uids, task, vocabulary, np.asarray(arrays["decoding"]))

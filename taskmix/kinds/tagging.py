@@ -31,6 +31,7 @@ from taskmix.metrics import register_metric
 from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import IGNORE, Head, register_head
 from taskmix.training.features import TOKENIZE_CHUNK, TokenizedSplit
+from taskmix.training.ragged import Ragged, object_rows
 
 MISSING = -1  # tag index of an unlabelled word, and the prediction of a word that has no token
 NO_TOKEN = -1  # first-token position of a word that has no token
@@ -45,22 +46,6 @@ class TagExample:
     tags: tuple[int, ...] | None = None
     uid: str = ""
     meta: Mapping[str, Any] = field(default_factory=dict)
-
-
-def ragged(rows: Sequence[np.ndarray], dtype: type) -> tuple[np.ndarray, np.ndarray]:
-    """Variable-length rows as one flat array plus offsets (what the token cache stores)."""
-    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-    offsets[1:] = np.cumsum([len(r) for r in rows])
-    flat = np.concatenate(rows).astype(dtype) if rows else np.zeros(0, dtype=dtype)
-    return flat, offsets
-
-
-def object_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
-    """A 1-d object array holding one array per row (np.array would stack equal-length rows into 2-d)."""
-    out = np.empty(len(rows), dtype=object)
-    for i, row in enumerate(rows):
-        out[i] = row
-    return out
 
 
 @dataclass
@@ -109,17 +94,17 @@ class TagFeatures:
         return batch
 
     def arrays(self) -> dict[str, np.ndarray]:
-        positions, word_offsets = ragged(list(self.positions), np.int32)
-        tags, _ = ragged(list(self.labels), np.int64)
-        return {"ids": self.rows.ids, "offsets": self.rows.offsets, "positions": positions,
-                "word_offsets": word_offsets, "tags": tags}
+        positions = Ragged.from_rows(list(self.positions), np.zeros(0, dtype=np.int32))
+        tags = Ragged.from_rows(list(self.labels), np.zeros(0, dtype=np.int64))
+        return {"ids": self.rows.ids, "offsets": self.rows.offsets, "positions": positions.values,
+                "word_offsets": positions.offsets, "tags": tags.values}
 
     @staticmethod
     def from_arrays(arrays: Mapping[str, np.ndarray], uids: list[str]) -> "TagFeatures":
-        cut = np.asarray(arrays["word_offsets"])[1:-1]
+        offsets = np.asarray(arrays["word_offsets"])
         return TagFeatures(single_segment(arrays["ids"], np.asarray(arrays["offsets"]), uids),
-                           object_rows(np.split(np.asarray(arrays["positions"]), cut)),
-                           object_rows(np.split(np.asarray(arrays["tags"]), cut)), uids)
+                           object_rows(Ragged(np.asarray(arrays["positions"]), offsets).rows()),
+                           object_rows(Ragged(np.asarray(arrays["tags"]), offsets).rows()), uids)
 
 
 def single_segment(ids: np.ndarray, offsets: np.ndarray, uids: list[str]) -> TokenizedSplit:
@@ -205,7 +190,8 @@ class TaggingKind(ChoiceScoring):
         uids = [e.uid for e in examples]
         tags = [np.full(len(e.words), MISSING, dtype=np.int64) if e.tags is None else np.asarray(e.tags, dtype=np.int64)
                 for e in examples]
-        return TagFeatures(single_segment(*ragged([np.asarray(row) for row in ids], np.int32), uids),
+        tokens = Ragged.from_rows([np.asarray(row) for row in ids], np.zeros(0, dtype=np.int32))
+        return TagFeatures(single_segment(tokens.values, tokens.offsets, uids),
                            object_rows(positions), object_rows(tags), uids)
 
     def load_features(self, arrays: Mapping[str, np.ndarray], uids: list[str]) -> TagFeatures:

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from taskmix.kinds.base import Features
     from taskmix.tasks.base import Task
 
-FEATURE_VERSION = "2"
+FEATURE_VERSION = "3"
 TOKENIZE_CHUNK = 2048
 
 

@@ -10,6 +10,7 @@ from taskmix.errors import NonFinitePredictions
 from taskmix.models.model import MultiTaskModel
 from taskmix.training.batching import sorted_batches, to_device
 from taskmix.training.device import autocast
+from taskmix.training.ragged import object_rows
 
 
 @torch.inference_mode()
@@ -48,7 +49,4 @@ def as_rows(values: torch.Tensor | list) -> np.ndarray:
         values = values.cpu().numpy()
         if values.ndim == 1:
             return values
-    rows = np.empty(len(values), dtype=object)
-    for i, value in enumerate(values):
-        rows[i] = value.cpu().numpy() if isinstance(value, torch.Tensor) else value
-    return rows
+    return object_rows([v.cpu().numpy() if isinstance(v, torch.Tensor) else v for v in values])
