@@ -34,7 +34,7 @@ def single_thread() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    path = _data_dir()
+    path = _data_dir().resolve()  # absolute: some tests change the working directory
     if not (path / "glue").is_dir():
         pytest.fail(f"real data not found at {path}; set TASKMIX_DATA to the shared data directory")
     return path
