@@ -30,7 +30,7 @@ from taskmix.metrics import register_metric
 from taskmix.models.heads import register_head
 from taskmix.text_answers import best_exact_match, mean_exact_match, mean_f1
 from taskmix.training.features import TokenizedSplit, tokenize_texts
-from taskmix.training.ragged import Ragged, object_rows
+from taskmix.training.ragged import Ragged, member_rows, object_rows
 
 PLACEHOLDER = "@placeholder"
 NOT_GOLD = -1e30  # log-probability given to non-gold candidates in the marginal: finite, so gradients stay finite
@@ -69,12 +69,11 @@ class EntityChoiceFeatures(ChoiceFeatures):
 
     def collate(self, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
         """Candidate rows of the batch's queries, a (queries, max candidates) gold mask, and the candidates' bytes."""
-        ranges = self._rows_of(indices)
-        rows = np.concatenate(ranges)
+        rows, starts = member_rows(self.starts, indices)
         batch = self.rows.collate(rows, pad_id)
-        example = np.repeat(np.arange(len(ranges)), [len(r) for r in ranges])
-        position = np.concatenate([np.arange(len(r)) for r in ranges])
-        gold = np.zeros((len(ranges), int(position.max()) + 1), dtype=np.float32)
+        example = np.repeat(np.arange(len(indices)), np.diff(starts))
+        position = np.arange(len(rows)) - starts[example]
+        gold = np.zeros((len(indices), int(position.max()) + 1), dtype=np.float32)
         gold[example, position] = self.rows.labels[rows] > 0
         texts = [c.encode("utf-8") for i in indices for c in self.candidates[i]]
         data = np.zeros((len(texts), max(1, max(len(t) for t in texts))), dtype=np.uint8)

@@ -33,7 +33,7 @@ from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import Head, register_head
 from taskmix.text_answers import mean_exact_match, mean_f1
 from taskmix.training.features import TOKENIZE_CHUNK, TokenizedSplit
-from taskmix.training.ragged import Ragged, codes_text, object_rows
+from taskmix.training.ragged import Ragged, codes_text, longest_member, member_rows, object_rows
 
 # Longest predicted answer, in tokens: the usual SQuAD setting (BERT's and Hugging Face's default).
 # A head argument, fixed for tasks built from configs: `build_head` passes no per-task settings.
@@ -114,19 +114,10 @@ class SpanFeatures:
 
     @property
     def lengths(self) -> np.ndarray:
-        """An example's length is its longest window, the width it pads a batch to."""
-        if len(self) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.maximum.reduceat(self.windows.lengths, self.starts[:-1])
-
-    def _windows_of(self, indices: np.ndarray) -> list[np.ndarray]:
-        return [np.arange(self.starts[i], self.starts[i + 1]) for i in indices]
+        return longest_member(self.windows.lengths, self.starts)
 
     def subset(self, indices: np.ndarray) -> "SpanFeatures":
-        ranges = self._windows_of(indices)
-        rows = np.concatenate(ranges) if ranges else np.zeros(0, dtype=np.int64)
-        starts = np.zeros(len(indices) + 1, dtype=np.int64)
-        starts[1:] = np.cumsum([len(r) for r in ranges])
+        rows, starts = member_rows(self.starts, indices)
         return SpanFeatures(self.windows.subset(rows), self.char_spans.subset(rows), starts,
                             self.contexts.subset(indices), self.gold_spans.subset(indices),
                             [self.uids[i] for i in indices])
@@ -138,8 +129,7 @@ class SpanFeatures:
         (windows, width, 2) and `context_codes` (examples, longest context), so the head can
         turn token positions into answer text.
         """
-        ranges = self._windows_of(indices)
-        rows = np.concatenate(ranges)
+        rows, starts = member_rows(self.starts, indices)
         batch = self.windows.collate(rows, pad_id)
         width = batch["input_ids"].shape[1]
         spans = np.full((len(rows), width, 2), OUTSIDE_CONTEXT, dtype=np.int64)
@@ -152,7 +142,7 @@ class SpanFeatures:
             context = self.contexts.row(i)
             codes[r, : len(context)] = context
         batch["char_spans"] = torch.from_numpy(spans)
-        batch["window_example"] = torch.from_numpy(np.repeat(np.arange(len(ranges)), [len(r) for r in ranges]))
+        batch["window_example"] = torch.from_numpy(np.repeat(np.arange(len(indices)), np.diff(starts)))
         batch["context_codes"] = torch.from_numpy(codes)
         return batch
 

@@ -22,6 +22,7 @@ from taskmix.kinds.classification import ChoiceScoring
 from taskmix.models.encoder import EncoderOutput
 from taskmix.models.heads import Head, register_head
 from taskmix.training.features import TokenizedSplit, tokenize_texts
+from taskmix.training.ragged import longest_member, member_rows
 
 # Score of a choice an example does not have: far below any real score, yet finite, so the
 # softmax gives it zero probability without producing NaN in losses or R3F's KL term.
@@ -53,27 +54,19 @@ class ChoiceFeatures:
 
     @property
     def lengths(self) -> np.ndarray:
-        """An example's length is its longest pair, the width it pads a batch to."""
-        if len(self) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return np.maximum.reduceat(self.rows.lengths, self.starts[:-1])
-
-    def _rows_of(self, indices: np.ndarray) -> list[np.ndarray]:
-        return [np.arange(self.starts[i], self.starts[i + 1]) for i in indices]
+        return longest_member(self.rows.lengths, self.starts)
 
     def subset(self, indices: np.ndarray) -> "ChoiceFeatures":
-        ranges = self._rows_of(indices)
-        starts = np.zeros(len(indices) + 1, dtype=np.int64)
-        starts[1:] = np.cumsum([len(r) for r in ranges])
-        rows = self.rows.subset(np.concatenate(ranges)) if ranges else self.rows.subset(np.zeros(0, dtype=np.int64))
-        return ChoiceFeatures(rows, starts, self.labels[indices], [self.uids[i] for i in indices])
+        rows, starts = member_rows(self.starts, indices)
+        return ChoiceFeatures(self.rows.subset(rows), starts, self.labels[indices], [self.uids[i] for i in indices])
 
     def collate(self, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
         """The pairs of the batch's examples as one padded batch, plus where each pair's score goes."""
-        ranges = self._rows_of(indices)
-        batch = self.rows.collate(np.concatenate(ranges), pad_id)
-        batch["choice_example"] = torch.from_numpy(np.repeat(np.arange(len(ranges)), [len(r) for r in ranges]))
-        batch["choice_position"] = torch.from_numpy(np.concatenate([np.arange(len(r)) for r in ranges]))
+        rows, starts = member_rows(self.starts, indices)
+        batch = self.rows.collate(rows, pad_id)
+        example = np.repeat(np.arange(len(indices)), np.diff(starts))
+        batch["choice_example"] = torch.from_numpy(example)
+        batch["choice_position"] = torch.from_numpy(np.arange(len(rows)) - starts[example])
         batch["labels"] = torch.from_numpy(np.asarray(self.labels[indices]))
         return batch
 

@@ -26,10 +26,11 @@ from taskmix.errors import DataError
 from taskmix.kinds.multiple_choice import MULTIPLE_CHOICE, ChoiceExample
 from taskmix.tasks.base import SplitSource, Task
 from taskmix.tasks.custom import CustomKind, CustomTaskSpec, register_custom_kind
-from taskmix.tasks.readers import jsonl_rows
+from taskmix.tasks.readers import LabelSpec, jsonl_rows
 from taskmix.tasks.registry import register_task
 
 ANSWER_KEYS = ("A", "B", "C", "D", "E")
+ANSWER_LABELS = LabelSpec(MULTIPLE_CHOICE, ANSWER_KEYS)
 
 
 def read_commonsenseqa(path: Path, labelled: bool = True) -> list[ChoiceExample]:
@@ -50,10 +51,7 @@ def read_commonsenseqa(path: Path, labelled: bool = True) -> list[ChoiceExample]
         if labelled:
             if "answerKey" not in row:
                 raise DataError("labelled CommonsenseQA row lacks answerKey", path, line)
-            try:
-                label = MULTIPLE_CHOICE.parse_label(str(row["answerKey"]), ANSWER_KEYS)
-            except ValueError as error:
-                raise DataError(str(error), path, line) from None
+            label = ANSWER_LABELS.parse(row["answerKey"], path, line)
         examples.append(ChoiceExample(context=str(question["stem"]), choices=texts, label=label, uid=str(row["id"])))
     return examples
 
@@ -108,10 +106,7 @@ class ChoiceReader:
                 raise DataError(f"{columns.choices!r} should be a list of 2 to {len(self.labels)} texts", path, line)
             label = None
             if self.labelled:
-                try:
-                    label = MULTIPLE_CHOICE.parse_label(str(row[columns.label]), self.labels)
-                except ValueError as error:
-                    raise DataError(str(error), path, line) from None
+                label = LabelSpec(MULTIPLE_CHOICE, self.labels).parse(row[columns.label], path, line)
                 if label >= len(choices):
                     raise DataError(f"label {row[columns.label]!r} names choice {label + 1} of {len(choices)}",
                                     path, line)

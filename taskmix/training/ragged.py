@@ -72,3 +72,23 @@ def object_rows(rows: Sequence[Any]) -> np.ndarray:
     for i, row in enumerate(rows):
         out[i] = row
     return out
+
+
+# Examples that own several encoder rows (the choices of a question, the windows of a long
+# context) keep `starts`: example i owns rows starts[i]:starts[i + 1].
+
+def member_rows(starts: np.ndarray, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows owned by the examples `indices`, back to back, and their `starts` within that selection."""
+    counts = np.asarray(starts[1:] - starts[:-1])[indices]
+    selected = np.zeros(len(indices) + 1, dtype=np.int64)
+    selected[1:] = np.cumsum(counts)
+    rows = np.concatenate([np.arange(starts[i], starts[i + 1]) for i in indices]) if len(indices) \
+        else np.zeros(0, dtype=np.int64)
+    return rows.astype(np.int64), selected
+
+
+def longest_member(row_lengths: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per example, the length of its longest row: the width it pads a batch to."""
+    if len(starts) <= 1:
+        return np.zeros(0, dtype=np.int64)
+    return np.maximum.reduceat(row_lengths, starts[:-1])

@@ -11,17 +11,15 @@ cells' `intermediate` and `seed` fields back from the store.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from taskmix.config import TaskRef
+from taskmix.config import TaskRef, read_yaml
 from taskmix.errors import ConfigError
-from taskmix.rundir import write_text
 from taskmix.study.grid import Axis, StudySpec
+from taskmix.study.specfile import save_spec, saved_spec
 
 AXIS = "intermediate"  # the study axis (and cell field) naming a cell's candidate
 NONE = "none"  # its value for the cells without an intermediate stage
@@ -124,26 +122,14 @@ def parse_transfer(raw: Any, source: str = "transfer file") -> TransferSpec:
 
 def load_transfer(path: str | Path) -> TransferSpec:
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as err:
-        raise ConfigError(f"{path}: cannot read transfer file: {err}") from None
-    return parse_transfer(raw, str(path))
+    return parse_transfer(read_yaml(path), str(path))
 
 
 def save_transfer(study_dir: str | Path, spec: TransferSpec) -> Path:
     """Keep the transfer file next to the study's results: `taskmix select` and reports read it there."""
-    text = json.dumps(spec.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n"
-    return write_text(Path(study_dir) / TRANSFER_FILE, text)
+    return save_spec(study_dir, TRANSFER_FILE, spec)
 
 
 def saved_transfer(study_dir: str | Path) -> TransferSpec | None:
     """The transfer file saved in a study directory, or None for an ordinary study."""
-    path = Path(study_dir) / TRANSFER_FILE
-    if not path.is_file():
-        return None
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"{path}: cannot read the saved transfer file: {err}") from None
-    return parse_transfer(raw, str(path))
+    return saved_spec(study_dir, TRANSFER_FILE, parse_transfer, "transfer file")
