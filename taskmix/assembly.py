@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,7 +26,7 @@ from taskmix.pretraining.stage_task import PretrainingStageTask
 from taskmix.runtime import Runtime
 from taskmix.tasks import get_task
 from taskmix.tasks.base import Task
-from taskmix.task_refs import corpus_path, dev_split_names, labelled_task, pretraining_name
+from taskmix.task_refs import corpus_path, dev_split_names, entry_head_settings, labelled_task, pretraining_name
 from taskmix.training.features import TokenizedSplit
 from taskmix.training.stage_task import LabelledStageTask, TrainableTask
 from taskmix.training.task_data import HOLDOUT_SPLIT, hold_out, limit
@@ -102,13 +103,13 @@ class Assembly:
                 self.cfg.max_length, dev_path=dev, cache_dir=cache, **ref.options)
         return self._pretraining[key]
 
-    def head_spec(self, ref: TaskRef) -> tuple[str, str, int]:
-        """The head name, kind and number of outputs of a stage entry."""
+    def head_spec(self, ref: TaskRef) -> tuple[str, str, int, dict[str, Any]]:
+        """The head name, kind, number of outputs and head settings of a stage entry."""
         if pretraining_name(ref.name):
             task = self.pretraining_task(ref)
-            return head_name(ref, task), task.head_kind, task.num_outputs
+            return head_name(ref, task), task.head_kind, task.num_outputs, {}
         task = get_task(ref.name)
-        return head_name(ref, task), task.kind.head, task.num_classes
+        return head_name(ref, task), task.kind.head, task.num_classes, entry_head_settings(ref, task)
 
     def head_model(self, ref: TaskRef, stage: StageConfig) -> dict | None:
         """The head model the stage wraps around a task's head (None: the kind's pooled head).
@@ -133,10 +134,11 @@ class Assembly:
     def add_heads(self, model: MultiTaskModel, refs: list[TaskRef], kept: dict[str, dict], stage: StageConfig) -> None:
         """Build missing heads; vocabulary heads are tied to the encoder before kept weights load."""
         for ref in refs:
-            name, kind, num_outputs = self.head_spec(ref)
+            name, kind, num_outputs, settings = self.head_spec(ref)
             if name in model.heads:
                 continue
-            head = build_head(kind, model.encoder.hidden_size, num_outputs, stage.dropout, self.head_model(ref, stage))
+            head = build_head(kind, model.encoder.hidden_size, num_outputs, stage.dropout, self.head_model(ref, stage),
+                              settings)
             if hasattr(head, "tie_to"):
                 head.tie_to(model.encoder)
             if name in kept:

@@ -55,6 +55,8 @@ class TaskRef(Strict):
     corpus: str | None = Field(default=None, description="pretraining tasks: the training text file")
     dev_corpus: str | None = None
     options: dict[str, float | bool] = Field(default={}, description="pretraining task settings, e.g. mask_rate")
+    head_settings: dict[str, Any] = Field(
+        default={}, description="labelled tasks: override the task's head settings, e.g. {beam_size: 1}")
 
     @model_validator(mode="after")
     def _one_dev_source(self) -> "TaskRef":
@@ -66,6 +68,8 @@ class TaskRef(Strict):
     def _corpus_fields(self) -> "TaskRef":
         if self.corpus is None and (self.dev_corpus or self.options):
             raise ValueError("dev_corpus and options apply only to a pretraining task with a corpus")
+        if self.corpus is not None and self.head_settings:
+            raise ValueError("head_settings apply to labelled tasks; a pretraining task takes options")
         split_choices = self.train_splits != ["train"] or self.dev_split or self.dev_holdout or self.max_train_examples
         if self.corpus is not None and split_choices:
             raise ValueError("a task on a corpus takes no train_splits, dev_split, dev_holdout or max_train_examples")

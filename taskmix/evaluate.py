@@ -26,7 +26,7 @@ def model_from_checkpoint(saved: dict, device: torch.device) -> MultiTaskModel:
     model = MultiTaskModel(encoder_family(saved["encoder"]).build())
     for name, head in saved["heads"].items():
         model.heads[name] = build_head(head["kind"], model.encoder.hidden_size, head["num_outputs"],
-                                       model=head.get("model"))
+                                       model=head.get("model"), settings=head.get("settings"))
         if hasattr(model.heads[name], "tie_to"):
             model.heads[name].tie_to(model.encoder)
     model.load_state_dict(saved["state_dict"])

@@ -50,7 +50,7 @@ class GroupWriter:
             if is_final and stage.predict_test and st.labelled_task is not None:
                 self.write_test(model, st, group.restarts[group.selected].metrics[st.name], out_dir / "submission")
         heads = {st.head: {"kind": st.head_kind, "num_outputs": st.num_outputs, "task": st.name,
-                           "model": model.heads[st.head].model_spec()}
+                           "model": model.heads[st.head].model_spec(), "settings": dict(model.heads[st.head].settings)}
                  for st in group.tasks}
         save_torch(out_dir / "checkpoint.pt", {
             "encoder": self.family.spec(), "max_length": self.max_length, "heads": heads,

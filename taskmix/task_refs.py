@@ -8,9 +8,11 @@ have one.  An unknown name is reported with the known names of both kinds.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from taskmix.config import TaskRef
 from taskmix.errors import ConfigError
+from taskmix.models.heads import check_head_settings
 from taskmix.pretraining import TASKS as PRETRAINING_TASKS
 from taskmix.tasks import get_task
 from taskmix.tasks.base import Task
@@ -35,7 +37,13 @@ def labelled_task(stage: str, ref: TaskRef) -> Task | None:
     if ref.corpus is not None:
         raise ConfigError(f"stage '{stage}': task '{task.name}' reads its own splits and takes no corpus; "
                           f"corpora are for pretraining tasks: {', '.join(PRETRAINING_TASKS)}")
+    check_head_settings(task.kind.head, ref.head_settings, f"stage '{stage}': task '{task.name}'")
     return task
+
+
+def entry_head_settings(ref: TaskRef, task: Task) -> dict[str, Any]:
+    """The task's head settings with the stage entry's overrides on top."""
+    return {**task.head_settings, **ref.head_settings}
 
 
 def corpus_path(path: str, data_dir: Path | None) -> Path:

@@ -20,6 +20,7 @@ from taskmix.kinds.extractive_qa import (EXTRACTIVE_QA, Answer, AnswerSpan, QAEx
 from taskmix.text_answers import normalize_answer
 from taskmix.metrics import compute_metrics
 from taskmix.models.encoder import HFEncoder
+from taskmix.models.heads import build_head
 from taskmix.models.model import MultiTaskModel
 from taskmix.tasks import get_task, load_split
 from taskmix.tasks.base import Task
@@ -92,9 +93,17 @@ def test_prediction_takes_the_best_window_of_each_example() -> None:
     batch = {"char_spans": spans, "window_example": torch.tensor([0, 0, 1]),
              "context_codes": torch.tensor([[ord(c) for c in "abc defg xyz"], [ord(c) for c in "hi" + " " * 10]])}
     logits = torch.tensor([[[1.0, 0], [0, 2]], [[3, 1], [0, 0.5]], [[0, 0], [8, 8]]])
-    head = SpanHead(16, 2, max_answer_length=2)
+    head = build_head("extractive_qa", 16, 2, settings={"max_answer_length": 2})
     # example 0: window 0's best is 1 + 2 = 3, window 1's is 3 + 1 = 4 (its first token alone)
     assert head.predict(logits, batch) == [AnswerSpan(2, 5, "c d"), AnswerSpan(0, 2, "hi")]
+
+
+def test_longest_answer_is_a_checked_head_setting() -> None:
+    assert SpanHead(16, 2).max_answer_length == 30
+    with pytest.raises(ConfigError, match="max_answer_length must be a positive integer, got 0"):
+        build_head("extractive_qa", 16, 2, settings={"max_answer_length": 0})
+    with pytest.raises(ConfigError, match="no setting 'max_answer'; their settings: max_answer_length \\(default 30\\)"):
+        build_head("extractive_qa", 16, 2, settings={"max_answer": 5})
 
 
 def test_normalisation_follows_squad() -> None:

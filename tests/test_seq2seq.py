@@ -12,14 +12,15 @@ import sacrebleu
 import torch
 import yaml
 
+from taskmix.checkpoints import read_checkpoint
 from taskmix.cli import main
 from taskmix.kinds.output_vocab import BOS_ID, EOS_ID
 from taskmix.kinds.output_vocab import train_vocabulary
 from taskmix.kinds.seq2seq import SEQ2SEQ, Generations, Seq2seqExample, TargetSide, bleu, perplexity
 from taskmix.kinds.output_vocab import OutputVocabulary
-from taskmix.kinds.seq2seq_head import AttentionSeq2seqHead, Seq2seqHead, beam_search, greedy
+from taskmix.kinds.seq2seq_head import Seq2seqHead, beam_search, greedy
 from taskmix.models.encoder import EncoderOutput
-from taskmix.models.heads import IGNORE
+from taskmix.models.heads import IGNORE, build_head
 from taskmix.tasks import get_task, load_split
 
 
@@ -36,14 +37,15 @@ def decoder_batch(batch: int = 3, width: int = 7, vocab: int = 30) -> dict[str, 
     labels = torch.roll(inputs, -1, dims=1)
     labels[:, -1] = EOS_ID
     labels[1, 4:] = IGNORE
-    return {"decoder_input": inputs, "labels": labels, "beam_size": torch.tensor(1),
-            "max_decode_length": torch.tensor(6)}
+    return {"decoder_input": inputs, "labels": labels}
 
 
-@pytest.mark.parametrize("head_class", [Seq2seqHead, AttentionSeq2seqHead])
-def test_decoder_shapes_in_training_and_decoding(head_class) -> None:
+@pytest.mark.parametrize("attention", [False, True])
+def test_decoder_shapes_in_training_and_decoding(attention: bool) -> None:
     torch.manual_seed(0)
-    head = head_class(16, 30, dropout=0.0)
+    head = build_head("seq2seq", 16, 30, 0.0, settings={"attention": attention, "beam_size": 1,
+                                                        "max_decode_length": 6})
+    assert hasattr(head, "bilinear") == attention and dict(head.settings)["attention"] == attention
     assert head.reduce.out_features == 8 and head.out.in_features == 8  # decoder output halved before the softmax
     enc, batch = encoded(), decoder_batch()
     assert head(enc, batch).shape == (3, 7, 30)
@@ -57,7 +59,7 @@ def test_decoder_shapes_in_training_and_decoding(head_class) -> None:
 
 def test_attention_ignores_padded_encoder_states() -> None:
     torch.manual_seed(0)
-    head = AttentionSeq2seqHead(16, 30, dropout=0.0)
+    head = Seq2seqHead(16, 30, dropout=0.0, attention=True)
     enc, batch = encoded(), decoder_batch()
     changed = EncoderOutput(enc.tokens.clone(), enc.pooled, enc.mask)
     changed.tokens[0, 3:] += 5.0  # row 0's padding
@@ -82,7 +84,7 @@ def test_teacher_forcing_loss_is_the_mean_token_cross_entropy() -> None:
 @pytest.mark.parametrize("attention", [False, True])
 def test_beam_of_one_is_greedy(attention: bool) -> None:
     torch.manual_seed(3)
-    head = (AttentionSeq2seqHead if attention else Seq2seqHead)(16, 12, dropout=0.0).eval()
+    head = Seq2seqHead(16, 12, dropout=0.0, attention=attention).eval()
     with torch.no_grad():
         head.out.weight.mul_(10)  # peaked distributions: some outputs end early, others run to the limit
     lengths = []
@@ -113,7 +115,7 @@ def test_perplexity_is_exp_of_the_mean_token_nll() -> None:
 def tiny_side(tmp_path: Path, scheme: str = "word") -> TargetSide:
     train = tmp_path / "train.txt"
     train.write_text("a dog runs\nthe cat sits\na cat runs\n")
-    return TargetSide("toy-gen", OutputVocabulary(scheme, train, lambda p: p.read_text().splitlines()), 2, 9)
+    return TargetSide("toy-gen", OutputVocabulary(scheme, train, lambda p: p.read_text().splitlines()))
 
 
 def test_features_round_trip_and_teacher_forcing_layout(tmp_path, monkeypatch, minilm_tokenizer) -> None:
@@ -128,7 +130,6 @@ def test_features_round_trip_and_teacher_forcing_layout(tmp_path, monkeypatch, m
     assert batch["decoder_input"][0, :4].tolist()[0] == BOS_ID
     assert batch["decoder_input"][0, 1:4].tolist() == batch["labels"][0, :3].tolist()
     assert batch["labels"][0, 3] == EOS_ID and batch["labels"][1, 2] == EOS_ID and batch["labels"][1, 3] == IGNORE
-    assert int(batch["beam_size"]) == 2 and int(batch["max_decode_length"]) == 9
     restored = SEQ2SEQ.load_features(features.arrays(), features.uids)
     assert list(restored.labels) == list(features.labels) and np.array_equal(restored.target_ids, features.target_ids)
     joined = SEQ2SEQ.concatenate([restored.subset(np.array([2])), features.subset(np.array([0]))])
@@ -150,7 +151,8 @@ def test_multi30k_reads_aligned_sides(data_dir: Path) -> None:
     dev = load_split(task, "dev", data_dir)
     assert len(dev) == 1014 and dev[0].source.startswith("A group of men") and dev[0].target.startswith("Eine Gruppe")
     assert task.num_classes == 20_000 and task.kind.head == "seq2seq"
-    assert get_task("skipthought").kind.head == "seq2seq_attention"
+    assert task.head_settings == {"attention": False, "beam_size": 4}
+    assert get_task("skipthought").head_settings == {"attention": True, "beam_size": 1}
 
 
 def test_reddit_says_its_data_is_absent(tmp_path: Path) -> None:
@@ -164,7 +166,8 @@ def test_multi30k_trains_from_the_cli_and_scores_bleu_and_perplexity(tiny_encode
     monkeypatch.setenv("TASKMIX_CACHE", str(tmp_path / "cache"))
     experiment = {
         "name": "mt", "encoder": str(tiny_encoder), "max_length": 32, "tensorboard": False, "precision": "fp32",
-        "stages": [{"name": "mt", "tasks": ["multi30k-en-de"], "max_steps": 3, "batch_size": 8, "lr": 1e-3,
+        "stages": [{"name": "mt", "max_steps": 3, "batch_size": 8, "lr": 1e-3,
+                    "tasks": [{"name": "multi30k-en-de", "head_settings": {"beam_size": 1, "max_decode_length": 2}}],
                     "max_train_examples": 32, "max_dev_examples": 12, "predict_test": False}],
     }
     config = tmp_path / "mt.yaml"
@@ -179,6 +182,19 @@ def test_multi30k_trains_from_the_cli_and_scores_bleu_and_perplexity(tiny_encode
     assert rows[0] == "uid\tprediction\tlabel" and len(rows) == 13
     gold = {e.uid: e.target for e in load_split(get_task("multi30k-en-de"), "dev", data_dir)}
     assert all(r.split("\t")[2] == " ".join(gold[r.split("\t")[0]].split()) for r in rows[1:])
+    assert all(len(r.split("\t")[1].split()) <= 2 for r in rows[1:])  # two BPE pieces at most: the entry's limit
+    saved = read_checkpoint(out / "pretrained" / "mt" / "checkpoint.pt")
+    assert saved["heads"]["multi30k-en-de"]["settings"] == {"attention": False, "beam_size": 1, "max_decode_length": 2}
+
+    from taskmix.evaluate import model_from_checkpoint
+    rebuilt = model_from_checkpoint(saved, torch.device("cpu")).heads["multi30k-en-de"]
+    assert (rebuilt.beam_size, rebuilt.max_decode_length) == (1, 2)
+
+    experiment["stages"][0]["tasks"][0]["head_settings"] = {"beam_width": 2}
+    config.write_text(yaml.safe_dump(experiment))
+    assert main(["run", str(config), "--data-dir", str(data_dir), "--output-dir", str(tmp_path / "bad"),
+                 "--no-progress"]) == 2
+    assert not (tmp_path / "bad" / "results.json").exists()
 
 
 def test_structured_predictions_survive_the_resume_file_and_test_outputs_are_plain_lines(tmp_path) -> None:
@@ -229,8 +245,10 @@ def test_custom_seq2seq_spec_errors_name_the_problem(tmp_path) -> None:
     from taskmix.tasks.custom import CustomTaskSpec
 
     base = {"name": "x", "kind": "seq2seq", "splits": {"train": "t.tsv", "dev": "d.tsv"}}
-    with pytest.raises(ValidationError, match="beam_size must be at least 1"):
-        CustomTaskSpec.model_validate({**base, "columns": {"source": "s", "target": "t", "beam_size": 0}})
+    with pytest.raises(ValidationError, match="'seq2seq' heads have no setting 'beam'; their settings: attention"):
+        CustomTaskSpec.model_validate({**base, "columns": {"source": "s", "target": "t"}, "head_settings": {"beam": 2}})
+    with pytest.raises(ValidationError, match="beam_size\n  Extra inputs are not permitted"):
+        CustomTaskSpec.model_validate({**base, "columns": {"source": "s", "target": "t", "beam_size": 2}})
     with pytest.raises(ValidationError, match="unknown metric"):
         CustomTaskSpec.model_validate({**base, "columns": {"source": "s", "target": "t"}, "metrics": ["accuracy"]})
     with pytest.raises(ValidationError, match="target"):

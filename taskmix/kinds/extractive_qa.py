@@ -3,8 +3,8 @@
 The question and the context are encoded as a text pair; a context longer than the window is
 cut into overlapping windows (the fast tokenizer's overflowing tokens), so one example owns
 several rows.  The head gives every token a start and an end score; a prediction is the best
-span of any window of the example (start <= end, at most `MAX_ANSWER_LENGTH` tokens, context
-tokens only, score = start + end score), mapped back to characters of the context through the
+span of any window of the example (start <= end, at most `max_answer_length` tokens, a head
+setting, default 30; context tokens only; score = start + end score), mapped back to characters of the context through the
 tokenizer's offsets, so the predicted answer is a substring of the original context.  Metrics
 are SQuAD v1.1's exact match and token F1 after its answer normalisation.
 
@@ -30,7 +30,7 @@ from taskmix.errors import ConfigError
 from taskmix.kinds.base import TaskKind, register_kind
 from taskmix.metrics import register_metric
 from taskmix.models.encoder import EncoderOutput
-from taskmix.models.heads import Head, register_head
+from taskmix.models.heads import Head, positive_int, register_head
 from taskmix.text_answers import mean_exact_match, mean_f1
 from taskmix.training.features import TOKENIZE_CHUNK, TokenizedSplit
 from taskmix.training.ragged import Ragged, codes_text, longest_member, member_rows, object_rows
@@ -239,14 +239,17 @@ def best_spans(start: torch.Tensor, end: torch.Tensor, allowed: torch.Tensor,
 
 @register_head("extractive_qa")
 class SpanHead(Head):
-    """A start and an end score per token (dropout, linear); logits are (windows, width, 2)."""
+    """A start and an end score per token (dropout, linear); logits are (windows, width, 2).
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1,
+    Head setting `max_answer_length`: the longest span, in tokens, that prediction considers.
+    """
+
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, *,
                  max_answer_length: int = MAX_ANSWER_LENGTH):
         super().__init__(hidden_size, num_outputs, dropout)
         self.dropout = nn.Dropout(dropout)
         self.out = nn.Linear(hidden_size, 2)
-        self.max_answer_length = max_answer_length
+        self.max_answer_length = positive_int("max_answer_length", max_answer_length)
 
     def forward(self, encoded: EncoderOutput, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = self.out(self.dropout(encoded.tokens)).float()

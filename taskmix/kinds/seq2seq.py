@@ -1,11 +1,13 @@
 """Sequence to sequence (translation, SkipThought, Reddit): a source text in, a target text out.
 
 The source is tokenised for the encoder; the target with the task's own output vocabulary
-(`taskmix.kinds.output_vocab`), which every example carries in its `TargetSide` together
-with the decoding settings (beam size, longest output), because a kind featurises examples
-without knowing their task.  Features store the vocabulary's JSON and the reference texts
-as byte arrays, so a split restored from the token cache decodes by itself; the process
-remembers each task's output tokenizer (`output_tokenizer`) for printing predictions.
+(`taskmix.kinds.output_vocab`), which every example carries in its `TargetSide`, because
+the vocabulary is trained on a file of the data directory that only the task's reader
+resolves.  Features store the vocabulary's JSON and the reference texts as byte arrays, so
+a split restored from the token cache decodes by itself; the process remembers each task's
+output tokenizer (`output_tokenizer`) for printing predictions.  How outputs are decoded
+(attention, beam size, longest output) is the decoder head's business: head settings
+(`taskmix.kinds.seq2seq_head`), given by the task and overridable per stage entry.
 
 Scores: `bleu` (sacrebleu's corpus BLEU with its default 13a tokenisation, divided by 100
 so it is a fraction like every other metric) of the decoded texts against the raw reference
@@ -37,17 +39,13 @@ from taskmix.training.batching import PAD_MULTIPLE
 from taskmix.training.features import TokenizedSplit, tokenize_texts
 from taskmix.training.ragged import Ragged, codes_text, object_rows, text_codes
 
-DEFAULT_BEAM = 4
-
 
 @dataclass(frozen=True)
 class TargetSide:
-    """A generation task's output side: its vocabulary and how its outputs are decoded."""
+    """A generation task's output side: the task's name and its output vocabulary."""
 
     task: str
     vocabulary: OutputVocabulary
-    beam_size: int = DEFAULT_BEAM
-    max_decode_length: int = 64
 
 
 @dataclass(frozen=True)
@@ -82,7 +80,6 @@ class Seq2seqFeatures:
     uids: list[str]
     task: str
     vocabulary: str  # the output tokenizer's JSON
-    decoding: np.ndarray  # [beam size, longest output]
 
     def __len__(self) -> int:
         return len(self.source)
@@ -102,7 +99,7 @@ class Seq2seqFeatures:
         offsets[1:] = np.cumsum([len(p) for p in pieces])
         ids = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
         return Seq2seqFeatures(self.source.subset(indices), ids, offsets, self.labels[indices],
-                               [self.uids[i] for i in indices], self.task, self.vocabulary, self.decoding)
+                               [self.uids[i] for i in indices], self.task, self.vocabulary)
 
     def collate(self, indices: np.ndarray, pad_id: int) -> dict[str, torch.Tensor]:
         """Encoder inputs plus teacher forcing: decoder input [BOS] y, labels y [EOS] (padding -100)."""
@@ -116,7 +113,6 @@ class Seq2seqFeatures:
             inputs[row, 0], inputs[row, 1:len(ids) + 1] = BOS_ID, ids
             labels[row, :len(ids)], labels[row, len(ids)] = ids, EOS_ID
         batch["decoder_input"], batch["labels"] = torch.from_numpy(inputs), torch.from_numpy(labels)
-        batch["beam_size"], batch["max_decode_length"] = (torch.tensor(int(v)) for v in self.decoding)
         return batch
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -124,8 +120,7 @@ class Seq2seqFeatures:
         return {"ids": self.source.ids, "offsets": self.source.offsets, "segment_starts": self.source.segment_starts,
                 "target_ids": self.target_ids, "target_offsets": self.target_offsets,
                 "references": references.values, "reference_offsets": references.offsets,
-                "task": text_codes(self.task), "vocabulary": text_codes(self.vocabulary),
-                "decoding": self.decoding}
+                "task": text_codes(self.task), "vocabulary": text_codes(self.vocabulary)}
 
 
 class Seq2seqKind(TaskKind):
@@ -162,8 +157,7 @@ class Seq2seqKind(TaskKind):
         source = tokenize_texts([e.source for e in examples], None, np.zeros(len(examples), dtype=np.int64),
                                 [e.uid for e in examples], tokenizer, max_length)
         features = Seq2seqFeatures(source, np.concatenate(pieces), offsets, self.label_array(targets),
-                                   [e.uid for e in examples], side.task, vocabulary.to_str(),
-                                   np.array([side.beam_size, side.max_decode_length], dtype=np.int64))
+                                   [e.uid for e in examples], side.task, vocabulary.to_str())
         _OUTPUT_TOKENIZERS[side.task] = vocabulary
         return features
 
@@ -176,7 +170,7 @@ class Seq2seqKind(TaskKind):
         task, vocabulary = codes_text(arrays["task"]), codes_text(arrays["vocabulary"])
         _OUTPUT_TOKENIZERS[task] = Tokenizer.from_str(vocabulary)
         return Seq2seqFeatures(source, np.asarray(arrays["target_ids"]), np.asarray(arrays["target_offsets"]), labels,
-                               uids, task, vocabulary, np.asarray(arrays["decoding"]))
+                               uids, task, vocabulary)
 
     def concatenate(self, parts: list[Seq2seqFeatures]) -> Seq2seqFeatures:
         shifts = np.cumsum([0] + [int(p.target_offsets[-1]) for p in parts[:-1]])
@@ -185,7 +179,7 @@ class Seq2seqKind(TaskKind):
         return Seq2seqFeatures(TokenizedSplit.concatenate([p.source for p in parts]),
                                np.concatenate([p.target_ids for p in parts]), offsets,
                                np.concatenate([p.labels for p in parts]), [u for p in parts for u in p.uids],
-                               first.task, first.vocabulary, first.decoding)
+                               first.task, first.vocabulary)
 
     def metric_inputs(self, task, predictions: Any, labels: Any) -> tuple["Generations", list[str]]:
         rows = list(predictions)
@@ -231,12 +225,4 @@ register_metric("bleu", bleu)
 register_metric("perplexity", perplexity)
 
 
-class AttentionSeq2seqKind(Seq2seqKind):
-    """The same kind with bilinear attention in the decoder (SkipThought, Reddit; App. B)."""
-
-    name = "seq2seq_attention"
-    head = "seq2seq_attention"
-
-
 SEQ2SEQ = register_kind(Seq2seqKind())
-SEQ2SEQ_ATTENTION = register_kind(AttentionSeq2seqKind())

@@ -4,10 +4,11 @@ A one-layer LSTM decoder whose hidden state starts from a learned projection of 
 encoder's pooled vector (max-pooled states for a BiLSTM encoder, [CLS] for transformers),
 with its own trained word embeddings over the task's output vocabulary, an optional
 bilinear attention over the encoder's token states (helpful for SkipThought and Reddit,
-not for translation, App. B: the `seq2seq_attention` head), and the decoder output
+not for translation, App. B: the head setting `attention`), and the decoder output
 reduced to half its width by a learned linear projection before the softmax.  Training
 is teacher-forced; the loss is the cross-entropy per target token, averaged over the
-target tokens of the batch.
+target tokens of the batch.  Evaluation decodes with a beam of `beam_size` (1: greedy) up
+to `max_decode_length` tokens; both are head settings too (`taskmix.models.heads`).
 
 Decoding needs the encoder states, which `predict` does not see, so in eval mode
 `forward` decodes and returns one packed row per example: the summed teacher-forced
@@ -28,20 +29,29 @@ from torch.nn import functional as F
 
 from taskmix.kinds.output_vocab import BOS_ID, EOS_ID, PAD_ID
 from taskmix.models.encoder import EncoderOutput
-from taskmix.models.heads import IGNORE, Head, register_head
+from taskmix.models.heads import IGNORE, Head, positive_int, register_head
 
+DEFAULT_BEAM = 4  # seed 001 does not give its beam width; 4 is a common choice for translation
 NO_TOKEN = -1.0  # padding of generated ids in a packed row
 State = tuple[torch.Tensor, torch.Tensor]
 
 
 @register_head("seq2seq")
 class Seq2seqHead(Head):
-    """LSTM decoder over an output vocabulary of `num_outputs` types; no attention."""
+    """LSTM decoder over an output vocabulary of `num_outputs` types.
 
-    attention = False
+    With `attention`, the decoder state s attends to the unpadded encoder states h with the
+    bilinear score s^T W h, and [s; context] is combined through a tanh layer.
+    """
 
-    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
+    def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1, *, attention: bool = False,
+                 beam_size: int = DEFAULT_BEAM, max_decode_length: int = 64):
         super().__init__(hidden_size, num_outputs, dropout)
+        if not isinstance(attention, bool):
+            raise ValueError(f"attention must be true or false, got {attention!r}")
+        self.attention = attention
+        self.beam_size = positive_int("beam_size", beam_size)
+        self.max_decode_length = positive_int("max_decode_length", max_decode_length)
         self.init_state = nn.Linear(hidden_size, hidden_size)
         self.embed = nn.Embedding(num_outputs, hidden_size, padding_idx=PAD_ID)
         self.lstm = nn.LSTM(hidden_size, hidden_size, batch_first=True)
@@ -77,8 +87,9 @@ class Seq2seqHead(Head):
             return logits
         targets = batch["labels"].long()
         nll = F.cross_entropy(logits.float().transpose(1, 2), targets, ignore_index=IGNORE, reduction="none")
-        beam, limit = int(batch["beam_size"]), int(batch["max_decode_length"])
-        generated = greedy(self, encoded, limit) if beam == 1 else beam_search(self, encoded, beam, limit)
+        limit = self.max_decode_length
+        generated = (greedy(self, encoded, limit) if self.beam_size == 1
+                     else beam_search(self, encoded, self.beam_size, limit))
         return pack_rows(nll.sum(dim=1), (targets != IGNORE).sum(dim=1), generated)
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -87,13 +98,6 @@ class Seq2seqHead(Head):
     def predict(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """One packed row per example (see the module docstring), trailing padding dropped."""
         return [unpack_row(row.detach().cpu().numpy()) for row in logits]
-
-
-@register_head("seq2seq_attention")
-class AttentionSeq2seqHead(Seq2seqHead):
-    """The decoder with bilinear attention: score(s, h) = s^T W h over the unpadded encoder states."""
-
-    attention = True
 
 
 def pack_rows(nll: torch.Tensor, counts: torch.Tensor, generated: list[list[int]]) -> torch.Tensor:

@@ -5,11 +5,19 @@ so adding a head kind is one class plus one `@register_head` line.  A head model
 (`register_head_model`, e.g. seed 001's sesame heads in `taskmix.models.sesame`) wraps the
 kind's head: it computes the pooled vector the kind's head reads, which keeps the kind's
 loss and prediction logic in one place.
+
+Heads that take settings (a decoder's attention and beam size, a QA head's longest answer)
+declare them as keyword-only arguments of `__init__` with their defaults; a task gives its
+own values (`Task.head_settings`), a stage entry may override them (`head_settings:` in
+YAML), and `build_head` checks the names, so a misspelt setting is a config error, never
+a silently ignored key.  Checkpoints record the settings a head was built with.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from types import MappingProxyType
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -53,6 +61,7 @@ class Head(nn.Module):
 
     reads_pooled: bool = False
     validation_steps: int | None = None
+    settings: Mapping[str, Any] = MappingProxyType({})  # what `build_head` built it with
 
     def __init__(self, hidden_size: int, num_outputs: int, dropout: float = 0.1):
         super().__init__()
@@ -124,19 +133,59 @@ class RegressionHead(Head):
         return logits.float()
 
 
-def build_head(kind: str, hidden_size: int, num_outputs: int, dropout: float = 0.1,
-               model: dict | None = None) -> Head:
-    """Create a head of a registered kind sized to the encoder width, wrapped in a head model if `model`
-    (a `Head.model_spec` record: its `model` key names the head model) is given."""
+def positive_int(name: str, value: Any) -> int:
+    """A head setting that must be a positive integer (YAML may give a string or a boolean)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def head_settings(kind: str) -> dict[str, Any]:
+    """The settings a head kind takes, with their defaults (its keyword-only `__init__` arguments)."""
+    parameters = inspect.signature(head_class(kind).__init__).parameters.values()
+    return {p.name: p.default for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY}
+
+
+def check_head_settings(kind: str, settings: Mapping[str, Any], where: str) -> None:
+    """Raise a ConfigError naming `where` if `settings` has a name the head kind does not take."""
+    known = head_settings(kind)
+    unknown = sorted(set(settings) - set(known))
+    if unknown:
+        offer = ", ".join(f"{k} (default {v!r})" for k, v in known.items()) or "none"
+        raise ConfigError(f"{where}: '{kind}' heads have no setting {', '.join(map(repr, unknown))}; "
+                          f"their settings: {offer}")
+
+
+def head_class(kind: str) -> type["Head"]:
     try:
-        cls = HEADS[kind]
+        return HEADS[kind]
     except KeyError:
         raise ConfigError(f"unknown head kind '{kind}'; known: {', '.join(sorted(HEADS))}") from None
+
+
+def build_head(kind: str, hidden_size: int, num_outputs: int, dropout: float = 0.1,
+               model: dict | None = None, settings: Mapping[str, Any] | None = None) -> Head:
+    """Create a head of a registered kind sized to the encoder width, wrapped in a head model if `model`
+    (a `Head.model_spec` record: its `model` key names the head model) is given; `settings` are
+    the head's own (see the module docstring)."""
+    cls = head_class(kind)
+    settings = dict(settings or {})
+    check_head_settings(kind, settings, "head settings")
+
+    def make(width: int, p: float) -> Head:
+        try:
+            return cls(width, num_outputs, p, **settings)
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"'{kind}' head settings {settings}: {err}") from err
+
     if model is None:
-        return cls(hidden_size, num_outputs, dropout)
-    if model.get("model") not in HEAD_MODELS:
+        head = make(hidden_size, dropout)
+    elif model.get("model") not in HEAD_MODELS:
         raise ConfigError(f"unknown head model {model.get('model')!r}; known: {', '.join(sorted(HEAD_MODELS))}")
-    if not cls.reads_pooled:
+    elif not cls.reads_pooled:
         raise ConfigError(f"head model {model['model']!r} supplies a pooled vector, but '{kind}' heads do not "
                           f"read one; use head_model: pooled for this task")
-    return HEAD_MODELS[model["model"]](lambda width, p: cls(width, num_outputs, p), hidden_size, dropout, model)
+    else:
+        head = HEAD_MODELS[model["model"]](make, hidden_size, dropout, model)
+    head.settings = MappingProxyType(settings)
+    return head

@@ -83,7 +83,9 @@ class Task:
     to its training set.  `benchmark` ("glue", "superglue" or "") says which benchmark score
     the task counts towards in results tables; diagnostics and other tasks count towards none.
     `data_note` is added to the error when a split's file is missing
-    (e.g. where to get data that is not distributed with the benchmarks).
+    (e.g. where to get data that is not distributed with the benchmarks).  `head_settings`
+    are the task's values of its head kind's settings (`taskmix.models.heads`), e.g. a
+    decoder's attention; a stage entry's `head_settings` override them.
     """
 
     name: str
@@ -99,6 +101,7 @@ class Task:
     majority_floor: bool = False
     benchmark: str = ""
     data_note: str = ""
+    head_settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
@@ -24,6 +24,7 @@ from taskmix.errors import ConfigError
 from taskmix.kinds.base import TaskKind
 from taskmix.kinds.classification import CLASSIFICATION
 from taskmix.kinds.regression import REGRESSION
+from taskmix.models.heads import check_head_settings
 from taskmix.tasks.base import SplitReader, SplitSource, Task
 from taskmix.tasks.readers import Column, Columns, LabelSpec, TableReader
 
@@ -73,6 +74,7 @@ class CustomTaskSpec(BaseModel):
     columns: dict[str, Column] = Field(default_factory=dict)
     labels: list[str] | None = None
     metrics: list[str] = Field(default_factory=list)
+    head_settings: dict[str, Any] = Field(default_factory=dict, description="settings of the kind's head")
     _columns: BaseModel = PrivateAttr()
 
     @property
@@ -123,6 +125,10 @@ class CustomTaskSpec(BaseModel):
             raise ValueError(f"a {self.kind} task reads format {', '.join(sorted(set(self.custom.formats.values())))}, "
                              f"not {self.format!r}")
         self._check_labels_and_metrics()
+        try:
+            check_head_settings(self.task_kind.head, self.head_settings, f"custom task '{self.name}'")
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
         for split in self.splits:
             self.reader(split)
         return self
@@ -165,6 +171,7 @@ def build_custom_task(spec: CustomTaskSpec, base_dir: Path) -> Task:
         test_splits=("test",) if has_test else (),
         submission_files={"test": f"{spec.name}.tsv"} if has_test else {},
         description=f"custom {spec.kind} task",
+        head_settings=dict(spec.head_settings),
     )
 
 

@@ -1,5 +1,5 @@
 """Seed 001's generation tasks: translation (Multi30k En-De), SkipThought and Reddit, plus the
-YAML custom kinds `seq2seq` and `seq2seq_attention` (a source column and a target column).
+YAML custom kind `seq2seq` (a source column and a target column).
 
 - `multi30k-en-de`: WMT16 multimodal task 1 (stands in for WMT14 En-De, not available
   offline); the split file is the English side, the German twin has the same stem.  BPE
@@ -15,8 +15,9 @@ YAML custom kinds `seq2seq` and `seq2seq_attention` (a source column and a targe
   or `.jsonl` files ({"comment": ..., "reply": ...}) that a user puts in the data directory,
   and a missing file's error says so.
 
-Dev decoding is greedy for SkipThought and Reddit (their score is perplexity; the decoded
-text only fills the prediction files) and beam search (4) for translation.
+Head settings: translation decodes with a beam of 4 and no attention; SkipThought and Reddit
+use attention (App. B) and decode greedily (their score is perplexity; the decoded text
+only fills the prediction files).
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict
 
 from taskmix.errors import DataError
 from taskmix.kinds.output_vocab import OutputVocabulary, Scheme
-from taskmix.kinds.seq2seq import SEQ2SEQ, SEQ2SEQ_ATTENTION, Seq2seqExample, TargetSide
+from taskmix.kinds.seq2seq import SEQ2SEQ, Seq2seqExample, TargetSide
 from taskmix.tasks.base import SplitSource, Task
 from taskmix.tasks.custom import TABLE_FORMATS, CustomKind, CustomTaskSpec, register_custom_kind
 from taskmix.tasks.document_sentences import corpus_sentences
@@ -54,7 +55,6 @@ class ParallelFiles:
     target_suffix: str
     train_target: str
     scheme: Scheme
-    beam_size: int
 
     def companions(self, path: Path) -> list[Path]:
         return [path.with_suffix(self.target_suffix), path.parent / self.train_target]
@@ -66,8 +66,7 @@ class ParallelFiles:
         sources, targets = _lines(path), _lines(target_path)
         if len(sources) != len(targets):
             raise DataError(f"{len(sources)} source lines but {len(targets)} in {target_path.name}", path)
-        side = TargetSide(self.task, OutputVocabulary(self.scheme, path.parent / self.train_target, _lines),
-                          self.beam_size)
+        side = TargetSide(self.task, OutputVocabulary(self.scheme, path.parent / self.train_target, _lines))
         return [Seq2seqExample(s, t, side, str(i)) for i, (s, t) in enumerate(zip(sources, targets))]
 
 
@@ -80,7 +79,6 @@ class NextSentences:
 
     task: str
     train_file: str
-    beam_size: int = 1
 
     def companions(self, path: Path) -> list[Path]:
         return [path.parent / self.train_file]
@@ -93,8 +91,7 @@ class NextSentences:
                 for d, doc in enumerate(corpus_sentences(path)) for i in range(len(doc) - 1)]
 
     def __call__(self, path: Path) -> list[Seq2seqExample]:
-        side = TargetSide(self.task, OutputVocabulary("word", path.parent / self.train_file, self.targets),
-                          self.beam_size)
+        side = TargetSide(self.task, OutputVocabulary("word", path.parent / self.train_file, self.targets))
         return self._pairs(path, side)
 
 
@@ -115,7 +112,6 @@ class TableSeq2seq:
     train_file: str
     declared: tuple[str, ...]
     scheme: Scheme
-    beam_size: int
     labelled: bool = True
     header: bool = True
 
@@ -140,14 +136,13 @@ class TableSeq2seq:
         return [e.text_b or "" for e in self._table(True)(path)]
 
     def __call__(self, path: Path) -> list[Seq2seqExample]:
-        side = TargetSide(self.task, OutputVocabulary(self.scheme, self._train_path(path), self.targets),
-                          self.beam_size)
+        side = TargetSide(self.task, OutputVocabulary(self.scheme, self._train_path(path), self.targets))
         return [Seq2seqExample(e.text_a, e.text_b, side, e.uid) for e in self._table(self.labelled)(path)]
 
 
 # -- benchmark tasks -----------------------------------------------------------------------------
 
-_MULTI30K = ParallelFiles("multi30k-en-de", ".de", "train.de", "bpe", beam_size=4)
+_MULTI30K = ParallelFiles("multi30k-en-de", ".de", "train.de", "bpe")
 MULTI30K = register_task(Task(
     name="multi30k-en-de",
     kind=SEQ2SEQ,
@@ -159,12 +154,15 @@ MULTI30K = register_task(Task(
     },
     submission_files={"test": "multi30k-en-de.test_2016_flickr.de.txt"},
     description="Multi30k English->German translation (WMT16 multimodal task 1), BPE 20k target vocabulary",
+    head_settings={"attention": False, "beam_size": 4},
 ))
 
+# SkipThought and Reddit: attention helps (App. B); perplexity is their score, so decode greedily.
+ATTENTION_GREEDY = {"attention": True, "beam_size": 1}
 _SKIPTHOUGHT = NextSentences("skipthought", "wiki.valid.raw")
 SKIPTHOUGHT = register_task(Task(
     name="skipthought",
-    kind=SEQ2SEQ_ATTENTION,
+    kind=SEQ2SEQ,
     metrics=("perplexity",),
     splits={
         "train": SplitSource("wikitext-2-raw/wiki.valid.raw", _SKIPTHOUGHT),
@@ -172,6 +170,7 @@ SKIPTHOUGHT = register_task(Task(
     },
     test_splits=(),
     description="SkipThought: generate the next sentence (WikiText-2 valid for training, test for dev)",
+    head_settings=ATTENTION_GREEDY,
 ))
 
 REDDIT_NOTE = ("Reddit comment-reply data (seed 001: pushshift.io, 2008-2011) is not available offline; "
@@ -181,12 +180,12 @@ REDDIT_NOTE = ("Reddit comment-reply data (seed 001: pushshift.io, 2008-2011) is
 
 def _reddit(split: str) -> TableSeq2seq:
     return TableSeq2seq("reddit", "tsv", "comment", "reply", None, "train.tsv", ("train.tsv", "dev.tsv", "test.tsv"),
-                        "word", 1, split != "test")
+                        "word", split != "test")
 
 
 REDDIT = register_task(Task(
     name="reddit",
-    kind=SEQ2SEQ_ATTENTION,
+    kind=SEQ2SEQ,
     metrics=("perplexity",),
     splits={
         "train": SplitSource("reddit/train.tsv", _reddit("train")),
@@ -196,6 +195,7 @@ REDDIT = register_task(Task(
     submission_files={"test": "reddit.test.txt"},
     description="Reddit: generate the reply to a comment (data not available offline)",
     data_note=REDDIT_NOTE,
+    head_settings=ATTENTION_GREEDY,
 ))
 
 
@@ -203,10 +203,11 @@ REDDIT = register_task(Task(
 
 
 class Seq2seqColumns(BaseModel):
-    """The `columns:` of a custom seq2seq task: source and target columns, plus the output side.
+    """The `columns:` of a custom seq2seq task: source and target columns, plus the output vocabulary.
 
     `vocabulary`: `word` (20k word types, English generation) or `bpe` (20k BPE types,
-    translation), trained on the train split's targets; `beam_size`: 1 decodes greedily.
+    translation), trained on the train split's targets.  Decoding (attention, beam size)
+    is set by the task's `head_settings`.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -215,14 +216,6 @@ class Seq2seqColumns(BaseModel):
     target: Column
     uid: Column | None = None
     vocabulary: Literal["word", "bpe"] = "bpe"
-    beam_size: int = 4
-
-    @field_validator("beam_size")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("beam_size must be at least 1")
-        return value
 
 
 def custom_reader(spec: CustomTaskSpec, columns: BaseModel, fmt: str, labelled: bool) -> TableSeq2seq:
@@ -233,8 +226,7 @@ def custom_reader(spec: CustomTaskSpec, columns: BaseModel, fmt: str, labelled: 
     if fmt != "jsonl" and not spec.header and any(isinstance(c, str) for c in used):
         raise ValueError("with header: false, columns must be 0-based field indices")
     return TableSeq2seq(spec.name, fmt, columns.source, columns.target, columns.uid, spec.splits["train"],
-                        tuple(spec.splits.values()), columns.vocabulary, columns.beam_size, labelled, spec.header)
+                        tuple(spec.splits.values()), columns.vocabulary, labelled, spec.header)
 
 
 register_custom_kind("seq2seq", CustomKind(SEQ2SEQ, Seq2seqColumns, TABLE_FORMATS, custom_reader))
-register_custom_kind("seq2seq_attention", CustomKind(SEQ2SEQ_ATTENTION, Seq2seqColumns, TABLE_FORMATS, custom_reader))
