@@ -56,7 +56,7 @@ def corpus(tmp_path_factory) -> Path:
 
 def test_targets_are_the_next_and_previous_real_tokens() -> None:
     head = build_head("bidirectional_lm", 16, 50)
-    batch = {"input_ids": torch.tensor([[1, 7, 8, 2, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 1, 0]])}
+    batch = {"lm_ids": torch.tensor([[1, 7, 8, 2, 0]]), "attention_mask": torch.tensor([[1, 1, 1, 1, 0]])}
     forward, backward = head.targets(batch).tolist()
     assert forward == [[7, 8, 2, IGNORE, IGNORE]] and backward == [[IGNORE, 1, 7, 8, IGNORE]]
     assert build_head("forward_lm", 16, 50).targets(batch).tolist() == [forward]
@@ -82,7 +82,8 @@ def test_no_direction_sees_the_token_it_predicts(tokenizer) -> None:
 
 def test_lm_task_trains_on_a_directional_encoder(corpus, tokenizer, tmp_path) -> None:
     task = build_pretraining_task("lm", corpus, tokenizer, max_len=32, dev_path=corpus, cache_dir=tmp_path)
-    assert task.head_kind == "bidirectional_lm" and task.num_outputs == len(tokenizer)
+    distinct = len(set(tokenizer(" ".join(SENTENCES), add_special_tokens=False)["input_ids"]))
+    assert task.head_kind == "bidirectional_lm" and task.num_outputs == distinct + 3  # + [CLS], [SEP], other
     torch.manual_seed(0)
     encoder = TinyBiLSTM(len(tokenizer))
     head = build_head(task.head_kind, encoder.hidden_size, task.num_outputs)
@@ -96,7 +97,22 @@ def test_lm_task_trains_on_a_directional_encoder(corpus, tokenizer, tmp_path) ->
     real = int(batch["attention_mask"].sum())
     assert sums.count == 2 * (real - len(batch["input_ids"]))  # every real token but one per row, per direction
     assert task.metric.value(sums) == pytest.approx(math.exp(loss.item()), rel=1e-5)
-    assert task.metric.value(sums) == pytest.approx(len(tokenizer), rel=0.2)  # untrained: about uniform
+    assert task.metric.value(sums) == pytest.approx(task.num_outputs, rel=0.2)  # untrained: about uniform
+
+
+def test_lm_softmax_keeps_the_most_frequent_ids_and_pools_the_rest(corpus, tokenizer, tmp_path) -> None:
+    task = build_pretraining_task("lm", corpus, tokenizer, max_len=32, dev_path=corpus, cache_dir=tmp_path,
+                                  lm_vocab=5)
+    classes = task.context.lm_classes
+    the, period, mill = tokenizer.convert_tokens_to_ids(["the", ".", "mill"])
+    assert task.num_outputs == 5 and classes[tokenizer.cls_token_id] < 4 and classes[tokenizer.sep_token_id] < 4
+    assert classes[the] < 4 and classes[period] < 4  # the two most frequent pieces: "the" (24x) and "." (16x)
+    assert classes[mill] == 4 and classes[tokenizer.pad_token_id] == 4  # "mill" (8x) falls in the shared class
+    batch = next(task.train_batches(2, seed=0))
+    assert torch.equal(batch["lm_ids"], torch.from_numpy(classes)[batch["input_ids"]])
+    with pytest.raises(ConfigError, match="lm_vocab must be a whole number of at least 2, got 1"):
+        build_pretraining_task("lm", corpus, tokenizer, max_len=32, dev_path=corpus, cache_dir=tmp_path,
+                               lm_vocab=1).num_outputs
 
 
 def test_a_transformer_encoder_is_refused_before_training(tiny_encoder, tmp_path, corpus) -> None:

@@ -233,7 +233,8 @@ class FastSentHead(Head):
 class BidirectionalLMHead(Head):
     """BiLM (seed 001, §5: language modelling as ELMo does it): the forward direction's state at
     t predicts token t+1, the backward direction's state at t predicts token t-1, through one
-    shared softmax over the encoder's vocabulary; padding is never a target.
+    shared softmax over the task's LM classes (`lm_ids`: the corpus's most frequent ids, the
+    rest in one class; `taskmix.pretraining.tasks.LM_VOCAB`); padding is never a target.
 
     It reads `EncoderOutput.directions`, so each prediction sees only the tokens on its own
     side.  Encoders without separate directions (transformers: every state sees both sides)
@@ -268,8 +269,8 @@ class BidirectionalLMHead(Head):
         return torch.stack([self.out(self.dropout(encoded.directions[d])) for d in self.directions])
 
     def targets(self, batch) -> torch.Tensor:
-        """Per direction and position, the id it predicts (the next or previous real token) or -100."""
-        ids, real = batch["input_ids"], batch["attention_mask"].bool()
+        """Per direction and position, the class it predicts (of the next or previous real token) or -100."""
+        ids, real = batch["lm_ids"], batch["attention_mask"].bool()
         following = torch.full_like(ids, IGNORE)
         following[:, :-1] = torch.where(real[:, 1:], ids[:, 1:], IGNORE)
         preceding = torch.full_like(ids, IGNORE)

@@ -26,6 +26,11 @@ from taskmix.pretraining.sentence_runs import Relation, Run, pair, tokens, windo
 from taskmix.pretraining.tokenized import CorpusSettings, TokenizedCorpus, load_corpus
 
 FAKE_PAIRS = (2, 3, 4)  # Real/Fake: a fake sentence has 2-4 pairs of words swapped
+# Output classes of the language models' softmax (option `lm_vocab`): the most frequent ids of
+# the training corpus plus [CLS]/[SEP]; every other id shares one last class.  Seed 001 does not
+# give its LM softmax size; 20k matches its generation vocabularies (App. B) and keeps a word-level
+# encoder's softmax (GloVe: 400k types) affordable.  Perplexities are over these classes.
+LM_VOCAB = 20_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,24 @@ class TaskContext:
     corrupt_rate: float = 0.1
     shuffle_rate: float = 0.15
     corrupt_prob: float = 0.5
+    lm_vocab: float = LM_VOCAB
+
+    @cached_property
+    def lm_classes(self) -> np.ndarray:
+        """Per tokenizer id, its class in the LM softmax (see LM_VOCAB); the last class is "any other id"."""
+        if self.lm_vocab < 2 or self.lm_vocab != int(self.lm_vocab):
+            raise ConfigError(f"lm_vocab must be a whole number of at least 2, got {self.lm_vocab}")
+        corpus = self.train.corpus
+        spans = [corpus.document_span(d) for d in self.train.docs]
+        counts = np.zeros(len(self.tokenizer), dtype=np.int64)
+        for lo, hi in spans:
+            counts += np.bincount(np.asarray(corpus.ids[lo:hi], dtype=np.int64), minlength=len(self.tokenizer))
+        counts[[self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]] = np.iinfo(np.int64).max
+        frequent = np.argsort(-counts, kind="stable")[: int(self.lm_vocab) - 1]
+        frequent = frequent[counts[frequent] > 0]
+        classes = np.full(len(self.tokenizer), len(frequent), dtype=np.int64)
+        classes[frequent] = np.arange(len(frequent))
+        return classes
 
     @cached_property
     def vocab(self) -> np.ndarray:
@@ -184,6 +207,18 @@ class WindowTask(TaskDefinition):
 
 
 @dataclass(frozen=True)
+class LanguageModelTask(WindowTask):
+    """Window rows whose LM targets are classes of the LM softmax (`lm_ids`, see LM_VOCAB)."""
+
+    def num_outputs(self, ctx):
+        return int(ctx.lm_classes.max()) + 1
+
+    def finish(self, ctx, batch, protected, generator):
+        super().finish(ctx, batch, protected, generator)
+        batch["lm_ids"] = torch.from_numpy(ctx.lm_classes)[batch["input_ids"]]
+
+
+@dataclass(frozen=True)
 class PairTask(TaskDefinition):
     """Two runs A, B as [CLS] A [SEP] B [SEP]; the class is the index of B's relation to A."""
 
@@ -302,8 +337,8 @@ DEFINITIONS: tuple[TaskDefinition, ...] = (
     ContinuationTask("fs", "fastsent", CROSS_ENTROPY, target=content_tokens),
     RealFakeTask("real_fake", "classification", ACCURACY),
     # seed 001's language modelling (appended, so the ids above keep their values)
-    WindowTask("lm", "bidirectional_lm", PERPLEXITY),
-    WindowTask("lm_forward", "forward_lm", PERPLEXITY),
+    LanguageModelTask("lm", "bidirectional_lm", PERPLEXITY),
+    LanguageModelTask("lm_forward", "forward_lm", PERPLEXITY),
 )
 TASKS: dict[str, TaskDefinition] = {d.name: d for d in DEFINITIONS}
 TASK_IDS: dict[str, int] = {d.name: i for i, d in enumerate(DEFINITIONS)}
@@ -353,7 +388,7 @@ class PretrainingTask:
             yield batch
 
 
-OPTIONS = ("with_mlm", "mask_rate", "corrupt_rate", "shuffle_rate", "corrupt_prob")
+OPTIONS = ("with_mlm", "mask_rate", "corrupt_rate", "shuffle_rate", "corrupt_prob", "lm_vocab")
 
 
 def build_pretraining_task(name: str, corpus_path: str | Path, tokenizer, max_len: int = 128, *,
@@ -364,7 +399,7 @@ def build_pretraining_task(name: str, corpus_path: str | Path, tokenizer, max_le
 
     `tokenizer` is a tokenizer object or an encoder name.  Without `dev_path`, a fixed
     `dev_fraction` of the documents (chosen by a seeded shuffle) is held out for dev.
-    Options: with_mlm, mask_rate, corrupt_rate, shuffle_rate, corrupt_prob.
+    Options: with_mlm, mask_rate, corrupt_rate, shuffle_rate, corrupt_prob, lm_vocab.
     """
     if name not in TASKS:
         raise ConfigError(f"unknown pretraining task '{name}'; known: {', '.join(TASKS)}")
