@@ -4,9 +4,10 @@ The question and the context are encoded as a text pair; a context longer than t
 cut into overlapping windows (the fast tokenizer's overflowing tokens), so one example owns
 several rows.  The head gives every token a start and an end score; a prediction is the best
 span of any window of the example (start <= end, at most `max_answer_length` tokens, a head
-setting, default 30; context tokens only; score = start + end score), mapped back to characters of the context through the
-tokenizer's offsets, so the predicted answer is a substring of the original context.  Metrics
-are SQuAD v1.1's exact match and token F1 after its answer normalisation.
+setting, default 30; context tokens only; score = start + end score), mapped back to
+characters of the context through the tokenizer's offsets, so the predicted answer is a
+substring of the original context.  Metrics are SQuAD v1.1's exact match and token F1 after
+its answer normalisation.
 
 Choices the papers leave open (standard SQuAD v1 practice):
 - Training targets per window are the token positions of the first gold answer when it lies
