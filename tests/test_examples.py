@@ -17,7 +17,7 @@ from taskmix.transfer.commands import check_tasks
 from taskmix.transfer.spec import load_transfer
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-STUDIES = {"sampling_study.yaml": 32, "stilts_study.yaml": 12, "prefinetuning.yaml": 10, "sesame_pretraining.yaml": 18}
+STUDIES = {"sampling_study.yaml": 32, "stilts_study.yaml": 12, "prefinetuning.yaml": 10, "sesame_pretraining.yaml": 28}
 TRANSFERS = {"transfer_matrix.yaml": 22}
 README = EXAMPLES.parent / "README.md"
 
