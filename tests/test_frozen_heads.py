@@ -306,8 +306,9 @@ def test_the_sesame_example_study_freezes_every_target_under_sesame_heads():
     cells = expand(spec, validate=lambda e: parse_experiment(dict(e, name=spec.name)))
     configs = [parse_experiment(dict(c.experiment, name=spec.name)) for c in cells]
     labels = {pipeline_label(cfg.encoder, cfg.stages) for cfg in configs}
-    assert labels == {"random", "minilm-mix", "minilm-mix → snli",
-                      *(f"bilstm → {t}" for t in ("cola", "sst-2", "mrpc", "sts-b", "qnli", "snli"))}
+    pretraining = ("cola", "sst-2", "mrpc", "sts-b", "qnli", "snli", "lm", "multi30k-en-de", "skipthought", "dissent")
+    assert labels == {"random", "random-1layer", "minilm-mix", "minilm-mix → snli",
+                      *(f"bilstm → {t}" for t in pretraining)}
     for cfg in configs:
         target = cfg.stages[-1]
         assert target.frozen and target.head_model == "sesame"

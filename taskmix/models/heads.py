@@ -187,5 +187,5 @@ def build_head(kind: str, hidden_size: int, num_outputs: int, dropout: float = 0
                           f"read one; use head_model: pooled for this task")
     else:
         head = HEAD_MODELS[model["model"]](make, hidden_size, dropout, model)
-    head.settings = MappingProxyType(settings)
+    head.settings = settings
     return head
