@@ -62,10 +62,8 @@ class TaskContext:
         if self.lm_vocab < 2 or self.lm_vocab != int(self.lm_vocab):
             raise ConfigError(f"lm_vocab must be a whole number of at least 2, got {self.lm_vocab}")
         corpus = self.train.corpus
-        spans = [corpus.document_span(d) for d in self.train.docs]
-        counts = np.zeros(len(self.tokenizer), dtype=np.int64)
-        for lo, hi in spans:
-            counts += np.bincount(np.asarray(corpus.ids[lo:hi], dtype=np.int64), minlength=len(self.tokenizer))
+        ids = [np.asarray(corpus.ids[slice(*corpus.document_span(d))], dtype=np.int64) for d in self.train.docs]
+        counts = np.bincount(np.concatenate(ids), minlength=len(self.tokenizer))
         counts[[self.tokenizer.cls_token_id, self.tokenizer.sep_token_id]] = np.iinfo(np.int64).max
         frequent = np.argsort(-counts, kind="stable")[: int(self.lm_vocab) - 1]
         frequent = frequent[counts[frequent] > 0]
