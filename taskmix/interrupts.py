@@ -62,4 +62,16 @@ def deferred_signals() -> Iterator[None]:
     finally:
         _restore(previous)
         if received:
-            signal.raise_signal(received[0])
+            _deliver(received[0], previous[received[0]])
+
+
+def _deliver(signum: int, handler: object) -> None:
+    """Run a held signal's handler now, in this frame, so its exception surfaces here.
+
+    `signal.raise_signal` would only schedule the handler for the next bytecode, which may
+    belong to a finalizer the garbage collector happens to run, where exceptions are dropped.
+    """
+    if callable(handler):
+        handler(signum, None)
+    else:
+        signal.raise_signal(signum)  # SIG_DFL terminates, SIG_IGN ignores, as they would have
