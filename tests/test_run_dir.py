@@ -157,7 +157,16 @@ class InterruptedWhileWriting(io.FileIO):
         return super().write(data)
 
 
-def test_sigint_during_a_write_takes_effect_after_it(tmp_path, monkeypatch):
+@pytest.fixture
+def default_sigint():
+    """Python's own Ctrl-C handler for the test: a process started in the background by a
+    non-interactive shell begins with SIGINT ignored, and then no KeyboardInterrupt comes."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_sigint_during_a_write_takes_effect_after_it(tmp_path, monkeypatch, default_sigint):
     monkeypatch.setattr("taskmix.rundir.os.fdopen", lambda fd, mode: InterruptedWhileWriting(fd, "wb"))
     with pytest.raises(KeyboardInterrupt) as raised:
         save_torch(tmp_path / "checkpoint.pt", {"w": torch.arange(10_000)})
