@@ -95,9 +95,11 @@ class ChoiceReader:
 
     def __call__(self, path: Path) -> list[ChoiceExample]:
         columns, examples = self.columns, []
+        wanted = [columns.context, columns.choices] + [c for c in (columns.uid,) if c is not None]
+        wanted += [columns.label] if self.labelled else []
+        labels = LabelSpec(MULTIPLE_CHOICE, self.labels)
         for position, (line, row) in enumerate(jsonl_rows(path)):
-            wanted = [columns.context, columns.choices] + [c for c in (columns.uid,) if c is not None]
-            missing = [key for key in wanted + ([columns.label] if self.labelled else []) if key not in row]
+            missing = [key for key in wanted if key not in row]
             if missing:
                 raise DataError(f"row lacks {', '.join(missing)}", path, line)
             choices = row[columns.choices]
@@ -106,7 +108,7 @@ class ChoiceReader:
                 raise DataError(f"{columns.choices!r} should be a list of 2 to {len(self.labels)} texts", path, line)
             label = None
             if self.labelled:
-                label = LabelSpec(MULTIPLE_CHOICE, self.labels).parse(row[columns.label], path, line)
+                label = labels.parse(row[columns.label], path, line)
                 if label >= len(choices):
                     raise DataError(f"label {row[columns.label]!r} names choice {label + 1} of {len(choices)}",
                                     path, line)
